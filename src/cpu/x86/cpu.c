@@ -1,0 +1,1 @@
+int x86_placeholder;
