@@ -1,1 +1,0 @@
-int x86_placeholder;

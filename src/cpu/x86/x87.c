@@ -1,0 +1,44 @@
+/* x87 family: placeholder until the x87 files land. */
+#include "cpu/x86/handlers.h"
+
+void x86_fpu_reset(struct x86_cpu *cpu)
+{
+	memset(&cpu->fpu, 0, sizeof(cpu->fpu));
+	cpu->fpu.fcw = 0x37f;
+}
+
+void x86_fpu_to_fxsave(const struct x86_cpu *cpu, struct x86_fxsave *fx)
+{
+	fx->fcw = cpu->fpu.fcw;
+	fx->fsw = (uint16_t)((cpu->fpu.fsw & ~0x3800u) | ((unsigned)cpu->fpu.top << 11));
+	fx->ftw = cpu->fpu.tag_valid;
+	fx->fop = cpu->fpu.fop;
+	fx->fip = cpu->fpu.fip;
+	fx->fdp = cpu->fpu.fdp;
+	for (unsigned k = 0; k < 8; k++) {
+		memset(fx->st[k], 0, 16);
+		memcpy(fx->st[k], &cpu->fpu.st[(cpu->fpu.top + k) & 7], 10);
+	}
+}
+
+void x86_fpu_from_fxsave(struct x86_cpu *cpu, const struct x86_fxsave *fx)
+{
+	cpu->fpu.fcw = fx->fcw;
+	cpu->fpu.top = (fx->fsw >> 11) & 7;
+	cpu->fpu.fsw = fx->fsw & ~0x3800u;
+	cpu->fpu.tag_valid = fx->ftw;
+	cpu->fpu.fop = fx->fop;
+	cpu->fpu.fip = fx->fip;
+	cpu->fpu.fdp = fx->fdp;
+	for (unsigned k = 0; k < 8; k++) {
+		long double v = 0;
+		memcpy(&v, fx->st[k], 10);
+		cpu->fpu.st[(cpu->fpu.top + k) & 7] = v;
+	}
+}
+
+bool x86_select_x87(struct x86_insn *i, unsigned opc)
+{
+	(void)i; (void)opc;
+	return false;
+}
