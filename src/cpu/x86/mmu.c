@@ -22,7 +22,7 @@ void x86_flush_tlb(struct x86_cpu *cpu)
 
 static bool canonical(uint64_t la)
 {
-	return (uint64_t)(((int64_t)la << 16) >> 16) == la;
+	return (uint64_t)((int64_t)(la << 16) >> 16) == la;
 }
 
 static uint32_t pf_error(const struct x86_cpu *cpu, enum access acc, bool present)
