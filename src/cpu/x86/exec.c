@@ -157,7 +157,7 @@ static int add_block_to_page(struct x86_cpu *cpu, struct x86_block *b, uint64_t 
 		/* From now on writes to this page take the slow path. */
 		for (unsigned k = 0; k < X86_TLB_SIZE; k++)
 			if (cpu->tlb[k].ppn == ppn)
-				cpu->tlb[k].tag_w = 1;
+				cpu->tlb[k].tag_w = X86_TLB_INVALID;
 	}
 	struct blk_link *l = arena_alloc(cc, sizeof(*l));
 	if (!l)
@@ -193,13 +193,13 @@ static struct x86_block *translate(struct x86_cpu *cpu, uint64_t phys)
 		struct x86_insn *i = &b->insns[n];
 
 		/* Fetch: the rest of the page directly, or a copy across it. */
-		bytes = x86_fetch_ptr(cpu, rip, &avail, n == 0);
+		bytes = n == 0 ? x86_fetch_ptr(cpu, rip, &avail, true) : x86_fetch_probe(cpu, rip, &avail);
 		if (!bytes)
 			break; /* the fetch fault happens when rip gets here */
 		if (avail < 15) {
 			memcpy(buf, bytes, avail);
 			unsigned more = 0;
-			const uint8_t *b2 = x86_fetch_ptr(cpu, rip + avail, &more, false);
+			const uint8_t *b2 = x86_fetch_probe(cpu, rip + avail, &more);
 			int r = x86_decode(cpu, rip, bytes, avail, i);
 			if (r == -EAGAIN) {
 				if (!b2) {
@@ -343,6 +343,7 @@ static void reset_user_mode(struct x86_cpu *cpu)
 {
 	cpu->code64 = 1;
 	cpu->cpl = 3;
+	cpu->mmu_idx = 1;
 	cpu->seg[X86_CS].sel = 0x33;
 	cpu->seg[X86_CS].attr = 0x2fb; /* present, DPL3, code, L */
 	cpu->seg[X86_SS].sel = 0x2b;
@@ -459,6 +460,7 @@ void x86_set_state(struct x86_cpu *cpu, const struct x86_state *st)
 		cpu->code64 = 1;
 		cpu->cpl = 3;
 	}
+	cpu->mmu_idx = cpu->cpl == 3;
 	cpu->sp_mask = cpu->code64 ? ~0ull : (cpu->seg[X86_SS].attr & 0x400) ? 0xffffffffull : 0xffff;
 	update_segbase(cpu);
 	x86_flush_tlb(cpu);
