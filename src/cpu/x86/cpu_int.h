@@ -204,6 +204,7 @@ struct x86_cpu {
 	void *sys_opaque;
 	volatile int intr_line;  /* INTR level from the interrupt controller */
 	volatile int nmi_pending;
+	int nmi_blocked;         /* an NMI handler runs until IRET */
 	int intr_shadow;         /* STI / MOV SS: no interrupt before the next block */
 	int delivering;          /* vector being delivered + 1, for #DF / triple fault */
 	bool halted;
