@@ -18,7 +18,7 @@
 #define RTE_MASKED (1ull << 16)
 #define RTE_DEST(e) ((uint8_t)((e) >> 56))
 #define RTE_RO_BITS ((1ull << 12) | RTE_REMOTE_IRR)
-#define RTE_RW_MASK 0xff0000000001ffffull
+#define RTE_RW_MASK 0xff0000000001afffull
 
 struct ioapic {
 	struct apic_bus *bus;

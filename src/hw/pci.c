@@ -30,6 +30,8 @@ void pci_device_init(struct pci_device *dev, uint16_t vendor, uint16_t device,
 {
 	memset(dev->config, 0, sizeof(dev->config));
 	memset(dev->wmask, 0, sizeof(dev->wmask));
+	dev->ops = NULL;
+	dev->opaque = NULL;
 	put16(&dev->config[0x00], vendor);
 	put16(&dev->config[0x02], device);
 	dev->config[0x08] = revision;

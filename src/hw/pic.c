@@ -70,7 +70,12 @@ static void chip_set_input(struct i8259 *s, unsigned irq, bool level)
 
 static void pic_update(struct pic *p)
 {
-	chip_set_input(&p->chip[0], 2, chip_get_irq(&p->chip[1], false) >= 0);
+	/* the slave's INT drives master IR2 as a level: a request withdrawn on
+	 * the slave is withdrawn on the master too */
+	if (chip_get_irq(&p->chip[1], false) >= 0)
+		p->chip[0].irr |= 1u << 2;
+	else
+		p->chip[0].irr &= ~(1u << 2);
 	bool level = chip_get_irq(&p->chip[0], true) >= 0;
 	if (level != p->intr_level) {
 		p->intr_level = level;

@@ -70,22 +70,20 @@ static bool out_at(const struct pit_channel *c, uint64_t d)
 	}
 }
 
-/* Ticks at which OUT next changes after d, or UINT64_MAX. */
-static uint64_t next_change(const struct pit_channel *c, uint64_t d)
+/* Ticks (since the load) of the next rising edge of OUT after d, or
+ * UINT64_MAX: that edge is what an edge-triggered IRQ 0 sees. */
+static uint64_t next_rise(const struct pit_channel *c, uint64_t d)
 {
-	uint64_t n = c->count, phase;
+	uint64_t n = c->count;
 	switch (c->mode) {
 	case 0:
 	case 1:
 		return d < n ? n : UINT64_MAX;
 	case 2:
-		phase = d % n;
-		return phase < n - 1 ? d - phase + n - 1 : d - phase + n;
 	case 3:
-		phase = d % n;
-		return phase < (n + 1) / 2 ? d - phase + (n + 1) / 2 : d - phase + n;
+		return (d / n + 1) * n;
 	default:
-		return d < n ? n : d == n ? n + 1 : UINT64_MAX;
+		return d < n + 1 ? n + 1 : UINT64_MAX;
 	}
 }
 
@@ -116,23 +114,36 @@ static uint16_t ch_counter(struct pit_channel *c)
 	}
 }
 
-static void ch_update_irq(struct pit_channel *c)
+/* Arms channel 0's timer for the next rising edge of OUT. */
+static void ch_arm(struct pit_channel *c)
 {
-	if (c->idx != 0)
-		return;
-	struct pit *p = c->pit;
-	irq_set(&p->irq0, pit_out(p, 0));
 	hw_timer_del(&c->timer);
-	if (!ch_running(c))
+	if (c->idx != 0 || !ch_running(c))
 		return;
-	uint64_t next = next_change(c, ch_ticks(c));
+	uint64_t next = next_rise(c, ch_ticks(c));
 	if (next != UINT64_MAX)
 		hw_timer_mod(&c->timer, c->load_ns + hw_ticks_to_ns(next, PIT_HZ));
 }
 
+/* After a reprogramming: IRQ 0 follows OUT, and the timer is re-armed. */
+static void ch_update_irq(struct pit_channel *c)
+{
+	if (c->idx != 0)
+		return;
+	irq_set(&c->pit->irq0, pit_out(c->pit, 0));
+	ch_arm(c);
+}
+
+/* A rising edge of OUT is due.  Late timers collapse missed periods into
+ * one edge, as lost ticks. */
 static void ch0_timer(void *opaque)
 {
-	ch_update_irq(opaque);
+	struct pit_channel *c = opaque;
+	struct pit *p = c->pit;
+	if (c->mode >= 2)
+		irq_lower(&p->irq0); /* the short low phase of OUT */
+	irq_raise(&p->irq0);
+	ch_arm(c);
 }
 
 static void ch_load(struct pit_channel *c, uint32_t value)
