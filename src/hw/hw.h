@@ -544,4 +544,19 @@ void sysctl_free(struct sysctl *dev);
 int sysctl_map(struct sysctl *dev, struct pio_bus *bus);
 bool sysctl_a20(const struct sysctl *dev);
 
+/*
+ * ACPI fixed hardware of a non-reduced FADT, at base (0x600 on this
+ * board): PM1a event block (status/enable, 4 bytes at base), PM1a control
+ * (2 bytes at base + 4; SCI_EN always set; writing SLP_EN with SLP_TYP
+ * ACPI_PM_S5_TYP pulses `poweroff`), and the 24-bit PM timer (4 bytes at
+ * base + 8, 3.579545 MHz from the clock).
+ */
+#define ACPI_PM_BASE 0x600
+#define ACPI_PM_S5_TYP 5
+#define ACPI_PM_TIMER_HZ 3579545u
+struct acpi_pm;
+struct acpi_pm *acpi_pm_new(struct hw_clock *clock, struct irq poweroff);
+void acpi_pm_free(struct acpi_pm *pm);
+int acpi_pm_map(struct acpi_pm *pm, struct pio_bus *bus, uint16_t base);
+
 #endif

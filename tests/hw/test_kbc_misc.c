@@ -100,6 +100,24 @@ int main(void)
 	CHECK(rec.rises[30] == 1 && sysctl_a20(sc));
 	sysctl_free(sc);
 
+	/* ACPI PM: timer at 3.58 MHz, SCI_EN set, S5 powers off */
+	struct hw_clock *clk = hw_clock_new_manual(1000000000ull);
+	struct acpi_pm *pm = acpi_pm_new(clk, irq_rec_line(&rec, 29));
+	CHECK(acpi_pm_map(pm, bus, ACPI_PM_BASE) == 0);
+	uint32_t t0 = inl(bus, ACPI_PM_BASE + 8);
+	hw_clock_set_ns(clk, hw_clock_ns(clk) + 1000000);
+	uint32_t t1 = inl(bus, ACPI_PM_BASE + 8);
+	CHECK(t1 - t0 >= 3579 && t1 - t0 <= 3580);
+	CHECK(inb(bus, ACPI_PM_BASE + 4) & 1);
+	CHECK(pio_bus_write(bus, ACPI_PM_BASE + 4, 2, 5u << 10) == 0); /* SLP_TYP only */
+	CHECK(rec.rises[29] == 0);
+	CHECK(pio_bus_write(bus, ACPI_PM_BASE + 4, 2, (5u << 10) | (1u << 13)) == 0);
+	CHECK(rec.rises[29] == 1);
+	CHECK(pio_bus_write(bus, ACPI_PM_BASE + 4, 2, (1u << 10) | (1u << 13)) == 0); /* S1: no */
+	CHECK(rec.rises[29] == 1);
+	acpi_pm_free(pm);
+	hw_clock_free(clk);
+
 	pio_bus_free(bus);
 	TEST_MAIN_END();
 }
