@@ -326,6 +326,16 @@ void x86_deliver_exception(struct x86_cpu *cpu)
 			err = 0;
 		}
 	}
+	if (log_get_level() >= LOG_DEBUG)
+	{
+		unsigned avail = 0;
+		const uint8_t *b = v == X86_UD ? x86_fetch_probe(cpu, cpu->rip, &avail) : NULL;
+		char hex[64] = "";
+		for (unsigned k = 0; b && k < MIN(avail, 12u); k++)
+			snprintf(hex + 3 * k, 4, "%02x ", b[k]);
+		log_debug("cpu: exception %u error 0x%x at %llx (cr2 %llx, cpl %u) %s", v, err,
+			  (unsigned long long)cpu->rip, (unsigned long long)cpu->cr2, cpu->cpl, hex);
+	}
 	cpu->delivering = (int)v + 1;
 	deliver(cpu, v, false, has_error_code(v), err, cpu->rip);
 	cpu->delivering = 0;
