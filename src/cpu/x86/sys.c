@@ -14,6 +14,7 @@
 #include "cpu/x86/sys.h"
 
 #include <errno.h>
+#include <stdio.h>
 
 /* --- mode bookkeeping ------------------------------------------------------ */
 
