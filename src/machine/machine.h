@@ -36,7 +36,8 @@
 #define PC_MB_INFO_END 0x1f000ull
 #define PC_CMDLINE 0x20000ull	     /* kernel command line, up to 64 KiB */
 #define PC_CMDLINE_MAX 0x10000ull
-#define PC_EBDA 0x9fc00ull	     /* MP floating pointer + table */
+#define PC_EBDA 0x9fc00ull	     /* reserved like a BIOS EBDA */
+#define PC_MPTABLE 0xf0000ull	     /* MP floating pointer + table */
 #define PC_BIOS_AREA 0xe0000ull	     /* ACPI tables (RSDP first) */
 #define PC_BIOS_AREA_END 0x100000ull
 #define PC_HIGH_MEM 0x100000ull	     /* kernels load here */
@@ -80,14 +81,15 @@ struct e820_map {
 };
 
 /* The map of mem's PC layout: RAM [0, 0x9fc00), reserved [0x9fc00,
- * 0xa0000) and [0xe0000, 1 MiB), RAM [1 MiB, lowmem), RAM above 4 GiB. */
+ * 0xa0000) and [0xe0000, 1 MiB) (ACPI and MP tables), RAM [1 MiB,
+ * lowmem), RAM above 4 GiB. */
 void pc_e820(const struct mem *mem, struct e820_map *map);
 
 /* ------------------------------------------------------------------ */
 /* Firmware tables                                                     */
 
 /*
- * Writes an MP table (floating pointer at PC_EBDA, config table after it)
+ * Writes an MP table (floating pointer at PC_MPTABLE, config table after it)
  * for nr_cpus processors (APIC IDs 0..nr_cpus-1, 0 the BSP), the ISA bus,
  * the IOAPIC and the ISA interrupt assignments, with LINT0 = ExtINT and
  * LINT1 = NMI.  Returns 0, -EINVAL (nr_cpus 0 or too many to fit) or
@@ -96,7 +98,7 @@ void pc_e820(const struct mem *mem, struct e820_map *map);
 int pc_write_mptable(struct mem *mem, unsigned nr_cpus);
 
 /*
- * Writes ACPI tables in [PC_BIOS_AREA, PC_BIOS_AREA_END): RSDP (v2) at
+ * Writes ACPI tables in [PC_BIOS_AREA, PC_MPTABLE): RSDP (v2) at
  * PC_BIOS_AREA, RSDT, XSDT, FADT (not hardware-reduced: PM1a/PM timer at
  * PC_PORT_ACPI_PM, SCI on IRQ 9, reset through port 0x64 value 0xfe, RTC
  * century at CMOS 0x32, 8042 present), a DSDT whose only object is \_S5,
