@@ -316,4 +316,32 @@ enum machine_request machine_take_request(struct machine *m, int *status);
 int machine_fw_cfg_kernel(struct machine *m, uint64_t kernel_addr, uint64_t kernel_size,
 			  uint64_t initrd_addr, uint64_t initrd_size, const char *cmdline);
 
+/* ------------------------------------------------------------------ */
+/* Host character backends for the serial port                         */
+
+/*
+ * A host end for a UART: "stdio" (the terminal, in raw mode while open if
+ * it is one, restored on close; Ctrl-A x asks to quit, Ctrl-A a sends a
+ * Ctrl-A), "file:PATH" (output only, truncated), "unix:PATH" (a listening
+ * socket; one client at a time, output dropped while none), or "null".
+ * Returns 0 and *out, or -errno with err->msg.
+ */
+struct chardev_host;
+int chardev_host_open(const char *spec, struct chardev_host **out, struct loader_error *err);
+/* Wraps two descriptors (input may be -1); escape enables Ctrl-A handling.
+ * The descriptors are not closed by chardev_host_close. */
+struct chardev_host *chardev_host_from_fds(int in_fd, int out_fd, bool escape);
+void chardev_host_close(struct chardev_host *h);
+/* The struct chardev to give to uart_new / machine_config.serial. */
+struct chardev chardev_host_dev(struct chardev_host *h);
+/* The descriptor to poll for input (a listening or connected socket, or
+ * stdin), or -1. */
+int chardev_host_poll_fd(const struct chardev_host *h);
+/*
+ * Moves the input that is available now (never blocks) into the UART, as
+ * much as its FIFO takes; accepts a waiting unix-socket client.  Returns
+ * 1 if the user typed Ctrl-A x, 0 otherwise, or -errno on a read error.
+ */
+int chardev_host_pump(struct chardev_host *h, struct uart *uart);
+
 #endif
