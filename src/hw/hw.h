@@ -405,7 +405,9 @@ void lapic_set_lint(struct lapic *lapic, unsigned pin, bool level);
  *   v >= 0             a fixed vector outranks PPR: lapic_ack(l, v) and
  *                      deliver v
  *   LAPIC_INTR_EXTINT  LINT0 is ExtINT (or the APIC is hardware-disabled)
- *                      and the PIC asserts INTR: deliver pic_get_interrupt()
+ *                      and the PIC asserts INTR, or an ExtINT message came
+ *                      over the bus: lapic_ack(l, LAPIC_INTR_EXTINT), then
+ *                      deliver pic_get_interrupt() if pic_intr_asserted()
  *   LAPIC_INTR_NONE    nothing deliverable now
  * lapic_get_interrupt changes no state.  lapic_ack(l, v) moves v from IRR
  * to ISR (raising PPR) and must only follow a get that returned v.

@@ -139,22 +139,30 @@ int machine_cpu_get_interrupt(struct machine *m, unsigned cpu)
 	struct lapic *l = m->lapic[cpu];
 	int v = lapic_get_interrupt(l);
 	if (v == LAPIC_INTR_EXTINT) {
-		if (!pic_intr_asserted(m->pic))
+		lapic_ack(l, LAPIC_INTR_EXTINT);
+		if (pic_intr_asserted(m->pic))
+			return pic_get_interrupt(m->pic);
+		v = lapic_get_interrupt(l); /* an ExtINT message with nothing behind it */
+		if (v < 0)
 			return -1;
-		return pic_get_interrupt(m->pic);
 	}
-	if (v >= 0)
-		lapic_ack(l, v);
-	return v >= 0 ? v : -1;
+	lapic_ack(l, v);
+	return v;
 }
 
 bool machine_cpu_has_interrupt(struct machine *m, unsigned cpu)
 {
 	if (cpu >= m->nr_cpus)
 		return false;
-	int v = lapic_get_interrupt(m->lapic[cpu]);
-	if (v == LAPIC_INTR_EXTINT)
-		return pic_intr_asserted(m->pic);
+	struct lapic *l = m->lapic[cpu];
+	int v = lapic_get_interrupt(l);
+	if (v == LAPIC_INTR_EXTINT && pic_intr_asserted(m->pic))
+		return true;
+	if (v == LAPIC_INTR_EXTINT) {
+		/* a stale ExtINT message: look past it at the fixed vectors */
+		lapic_ack(l, LAPIC_INTR_EXTINT);
+		v = lapic_get_interrupt(l);
+	}
 	return v >= 0;
 }
 
