@@ -140,6 +140,8 @@ static inline void irq_pulse(const struct irq *irq)
  *     sleep until min(hw_clock_next_deadline(clock), an event)
  * The notify callback tells the run loop that the earliest deadline moved
  * earlier (a device armed a timer), so a sleeping loop can recompute.
+ * hw_clock_ns / hw_clock_tsc may be called from any thread; timers, like
+ * the devices, are used under the caller's lock.
  */
 struct hw_clock;
 typedef void hw_timer_fn(void *opaque);
