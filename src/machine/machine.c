@@ -40,12 +40,24 @@ struct machine {
 	uint64_t rsdp;
 	enum machine_request request;
 	int exit_status;
+	const struct irqchip_ops *irqchip;
+	void *irqchip_opaque;
 };
+
+void machine_set_irqchip(struct machine *m, const struct irqchip_ops *ops, void *opaque)
+{
+	m->irqchip = ops;
+	m->irqchip_opaque = opaque;
+}
 
 /* ---- IRQ routing ---- */
 
 void machine_irq_line(struct machine *m, unsigned gsi, bool level)
 {
+	if (m->irqchip) {
+		m->irqchip->gsi(m->irqchip_opaque, gsi, level);
+		return;
+	}
 	if (gsi < IOAPIC_NUM_PINS)
 		ioapic_set_irq(m->ioapic, gsi, level);
 	if (gsi < 16 && gsi != 0)
@@ -56,12 +68,20 @@ void machine_isa_irq(struct machine *m, unsigned isa_irq, bool level)
 {
 	if (isa_irq >= 16 || isa_irq == 2)
 		return;
+	if (m->irqchip) {
+		m->irqchip->isa_irq(m->irqchip_opaque, isa_irq, level);
+		return;
+	}
 	pic_set_irq(m->pic, isa_irq, level);
 	ioapic_set_irq(m->ioapic, pc_isa_irq_to_gsi(isa_irq), level);
 }
 
 void machine_msi(struct machine *m, uint64_t addr, uint32_t data)
 {
+	if (m->irqchip) {
+		m->irqchip->msi(m->irqchip_opaque, addr, data);
+		return;
+	}
 	apic_bus_msi(m->apic_bus, addr, data);
 }
 

@@ -299,6 +299,21 @@ void machine_isa_irq(struct machine *m, unsigned isa_irq, bool level);
 void machine_msi(struct machine *m, uint64_t addr, uint32_t data);
 
 /*
+ * Where interrupts go when the interrupt controllers are not these
+ * devices (KVM's in-kernel irqchip: KVM_IRQ_LINE / KVM_SIGNAL_MSI).  Once
+ * set, machine_isa_irq, machine_irq_line and machine_msi (and so every
+ * device's IRQ) call these instead of the emulated PIC/IOAPIC/LAPICs.
+ * isa_irq gets the ISA IRQ number (0..15, its GSI is pc_isa_irq_to_gsi());
+ * gsi gets a GSI.  NULL ops go back to the emulated controllers.
+ */
+struct irqchip_ops {
+	void (*isa_irq)(void *opaque, unsigned isa_irq, bool level);
+	void (*gsi)(void *opaque, unsigned gsi, bool level);
+	void (*msi)(void *opaque, uint64_t addr, uint32_t data);
+};
+void machine_set_irqchip(struct machine *m, const struct irqchip_ops *ops, void *opaque);
+
+/*
  * The emulated CPU's interrupt check for vCPU cpu when it can take one
  * (RFLAGS.IF=1, no shadow): returns the vector to deliver, already
  * acknowledged at the LAPIC or the PIC, or -1.  machine_cpu_has_interrupt

@@ -169,6 +169,27 @@ static uint8_t inb(struct machine *m, uint16_t port)
 	return (uint8_t)v;
 }
 
+struct chip_rec {
+	unsigned isa, gsi;
+	bool level;
+	uint32_t msi_data;
+};
+static void chip_isa(void *o, unsigned irq, bool level)
+{
+	((struct chip_rec *)o)->isa = irq;
+	((struct chip_rec *)o)->level = level;
+}
+static void chip_gsi(void *o, unsigned gsi, bool level)
+{
+	((struct chip_rec *)o)->gsi = gsi;
+	((struct chip_rec *)o)->level = level;
+}
+static void chip_msi(void *o, uint64_t addr, uint32_t data)
+{
+	(void)addr;
+	((struct chip_rec *)o)->msi_data = data;
+}
+
 static void test_board(void)
 {
 	struct outbuf out = { .n = 0 };
@@ -275,6 +296,20 @@ static void test_board(void)
 	CHECK(pio_bus_write(machine_pio(m), 0x604, 2, (5u << 10) | (1u << 13)) == 0);
 	CHECK(machine_take_request(m, NULL) == MACHINE_REQ_POWEROFF);
 	CHECK(machine_take_request(m, NULL) == MACHINE_REQ_NONE);
+
+	/* an external irqchip (KVM's) takes over every line */
+	struct chip_rec rec = { 0 };
+	static const struct irqchip_ops chip = { chip_isa, chip_gsi, chip_msi };
+	machine_set_irqchip(m, &chip, &rec);
+	outb(m, 0x3f9, 0x02); /* COM1 THRI: ISA IRQ 4 */
+	CHECK(rec.isa == 4 && rec.level);
+	machine_irq_line(m, 10, true);
+	CHECK(rec.gsi == 10);
+	machine_msi(m, 0xfee00000, 0x41);
+	CHECK(rec.msi_data == 0x41);
+	CHECK(!machine_cpu_has_interrupt(m, 0)); /* the emulated chips saw nothing */
+	machine_set_irqchip(m, NULL, NULL);
+	outb(m, 0x3f9, 0x00);
 
 	/* unclaimed ports say so */
 	uint32_t v;
