@@ -313,7 +313,9 @@ void i8042_kbd_put(struct i8042 *kbc, uint8_t code);
 
 #define LAPIC_DEFAULT_BASE 0xfee00000ull
 #define LAPIC_MMIO_SIZE 0x1000
-#define LAPIC_BUS_HZ 1000000000ull /* timer input before the divider */
+/* The timer's input before the divider.  A CPU that reports it as the
+ * crystal in CPUID 0x15 (ECX) lets Linux skip LAPIC timer calibration. */
+#define LAPIC_BUS_HZ 1000000000ull
 
 /* APIC_BASE MSR bits */
 #define LAPIC_BASE_BSP (1u << 8)
