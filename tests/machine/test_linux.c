@@ -41,6 +41,7 @@ static void make_fake(uint16_t version, bool x64)
 	put32(fake + 0x238, 2047);	     /* cmdline_size */
 	put32(fake + 0x258, 0x1000000);	     /* pref_address */
 	put32(fake + 0x260, 8u << 20);	     /* init_size */
+	put32(fake + 0x250, 0xdeadbeef);     /* setup_data from the file: ignored */
 	for (size_t i = 5 * 512; i < FAKE_LEN; i++)
 		fake[i] = (uint8_t)(i * 7);
 }
@@ -77,6 +78,7 @@ static void test_fake_ok(void)
 	CHECK(bp[0x1e8] == e820.count);
 	CHECK(get32(bp + 0x2d0 + 20 * 3) == 0x100000 && get32(bp + 0x2d0 + 20 * 3 + 16) == 1);
 	CHECK(get32(bp + 0x070) == 0xe0000);
+	CHECK(get32(bp + 0x250) == 0 && get32(bp + 0x254) == 0);
 	/* 64-bit entry state */
 	CHECK(cpu.mode == BOOT_MODE_LONG64 && cpu.rip == 0x100200 && cpu.rsi == PC_ZERO_PAGE);
 	CHECK(cpu.cr0 == 0x80000011 && cpu.cr4 == 0x20 && cpu.efer == 0x500 && cpu.cr3 == PC_PML4);
