@@ -5,7 +5,10 @@
  * FPU and compares the whole x87 state, RAX, the flags and memory. */
 #include "cpu_test.h"
 
+#include <setjmp.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -381,20 +384,15 @@ static void rnd_value(uint8_t out[10])
 }
 
 /* Instruction generator: one x87 instruction at p, memory operands at
- * [rbx + disp8]; returns its length. */
+ * [rbx + disp8]; returns its length.  Generates every form the host
+ * accepts except FNSTENV and FNSAVE (they store FIP/FDP, which are host
+ * addresses natively). */
 static unsigned gen_insn(uint8_t *p)
 {
 	for (;;) {
 		unsigned opc = 0xd8 + (unsigned)(rnd() % 8);
 		if (rnd() % 2) {
 			unsigned m = 0xc0 + (unsigned)(rnd() % 64);
-			/* skip the undefined forms and FNINIT */
-			static const uint8_t skip[][2] = { { 0xdb, 0xe3 } };
-			(void)skip;
-			if (opc == 0xdb && m == 0xe3)
-				continue;
-			/* the validity table is checked separately: generate
-			 * only what the host accepts (test ud above) */
 			bool ud = false;
 			switch (opc) {
 			case 0xd9: ud = (m >= 0xd1 && m <= 0xd7) || m == 0xe2 || m == 0xe3 || m == 0xe6 || m == 0xe7 || m == 0xef; break;
@@ -405,18 +403,18 @@ static unsigned gen_insn(uint8_t *p)
 			case 0xdf: ud = (m >= 0xe1 && m <= 0xe7) || m >= 0xf8; break;
 			default: break;
 			}
-			if (ud)
-				continue;
+			if (ud || (opc == 0xdb && m == 0xe3 && rnd() % 4))
+				continue; /* undefined; FNINIT rarely */
 			p[0] = (uint8_t)opc;
 			p[1] = (uint8_t)m;
 			return 2;
 		}
 		unsigned r = (unsigned)(rnd() % 8);
-		/* leave out the forms that are undefined, that load a control
-		 * word or an environment (they could unmask exceptions), and that
-		 * store FIP/FDP (host addresses differ) */
-		if ((opc == 0xd9 && (r == 1 || (r >= 4 && r != 7))) || (opc == 0xdb && (r == 4 || r == 6)) ||
-		    (opc == 0xdd && (r == 4 || r == 5 || r == 6)))
+		if ((opc == 0xd9 && (r == 1 || r == 6)) || (opc == 0xdb && (r == 4 || r == 6)) ||
+		    (opc == 0xdd && (r == 5 || r == 6)))
+			continue;
+		/* environment loads rarely: they replace everything */
+		if (((opc == 0xd9 && r == 4) || (opc == 0xdd && r == 4)) && rnd() % 8)
 			continue;
 		p[0] = (uint8_t)opc;
 		p[1] = (uint8_t)(0x43 | r << 3);
@@ -425,7 +423,93 @@ static unsigned gen_insn(uint8_t *p)
 	}
 }
 
-#define DIFF_DATA 128
+#define DIFF_DATA 256
+
+/* What one run ends with, on either side. */
+struct diff_res {
+	int vector; /* 3: completed; 16: #MF */
+	uint64_t rip_off; /* #MF: offset of the faulting instruction */
+	uint16_t fcw, fsw;
+	uint8_t valid;
+	uint8_t st[8][10];
+	uint64_t rax, flags;
+	uint8_t data[DIFF_DATA];
+};
+
+static sigjmp_buf diff_jb;
+static struct {
+	uint8_t fx[512];
+	uint64_t rip, rax, efl;
+} diff_fault;
+
+static void diff_sigfpe(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	(void)sig;
+	(void)si;
+	memcpy(diff_fault.fx, uc->uc_mcontext.fpregs, sizeof(diff_fault.fx));
+	diff_fault.rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+	diff_fault.rax = (uint64_t)uc->uc_mcontext.gregs[REG_RAX];
+	diff_fault.efl = (uint64_t)uc->uc_mcontext.gregs[REG_EFL];
+	siglongjmp(diff_jb, 1);
+}
+
+static void diff_native(struct diff_res *r, uint8_t *img, uint8_t *ncode, uint8_t *data, uint64_t rax, uint64_t fl)
+{
+	static uint64_t io[2];
+	io[0] = rax;
+	io[1] = fl;
+	if (sigsetjmp(diff_jb, 1) == 0) {
+		ct_native_x87(img, data, ncode, io);
+		uint16_t tw = (uint16_t)(img[8] | img[9] << 8);
+		r->vector = 3;
+		r->fcw = (uint16_t)(img[0] | img[1] << 8);
+		r->fsw = (uint16_t)(img[4] | img[5] << 8);
+		r->valid = 0;
+		for (unsigned p = 0; p < 8; p++)
+			if (((tw >> (2 * p)) & 3) != 3)
+				r->valid |= (uint8_t)(1u << p);
+		for (unsigned k = 0; k < 8; k++)
+			memcpy(r->st[k], img + 28 + 10 * k, 10);
+		r->rax = io[0];
+		r->flags = io[1] & X86_ARITH_FLAGS;
+	} else {
+		__asm__ volatile("fninit" ::: "memory");
+		const uint8_t *fx = diff_fault.fx;
+		r->vector = X86_MF;
+		r->rip_off = diff_fault.rip - (uint64_t)(uintptr_t)ncode;
+		r->fcw = (uint16_t)(fx[0] | fx[1] << 8);
+		r->fsw = (uint16_t)(fx[2] | fx[3] << 8);
+		r->valid = fx[4];
+		for (unsigned k = 0; k < 8; k++)
+			memcpy(r->st[k], fx + 32 + 16 * k, 10);
+		r->rax = diff_fault.rax;
+		r->flags = diff_fault.efl & X86_ARITH_FLAGS;
+	}
+	memcpy(r->data, data, DIFF_DATA);
+}
+
+static void diff_emu(struct diff_res *r, struct ct *t, const uint8_t *code, unsigned len)
+{
+	r->vector = ct_run(t, code, len);
+	r->rip_off = t->st.rip - CT_CODE;
+	r->fcw = t->st.fx.fcw;
+	r->fsw = t->st.fx.fsw;
+	r->valid = t->st.fx.ftw;
+	for (unsigned k = 0; k < 8; k++)
+		memcpy(r->st[k], t->st.fx.st[k], 10);
+	r->rax = t->st.gpr[X86_RAX];
+	r->flags = t->st.rflags & X86_ARITH_FLAGS;
+	memcpy(r->data, ct_data(t, CT_DATA), DIFF_DATA);
+}
+
+static bool diff_same(const struct diff_res *a, const struct diff_res *b)
+{
+	return a->vector == b->vector && (a->vector != X86_MF || a->rip_off == b->rip_off) &&
+	       a->fcw == b->fcw && a->fsw == b->fsw && a->valid == b->valid &&
+	       memcmp(a->st, b->st, sizeof(a->st)) == 0 && a->rax == b->rax &&
+	       a->flags == b->flags && memcmp(a->data, b->data, DIFF_DATA) == 0;
+}
 
 static void test_differential(void)
 {
@@ -436,19 +520,30 @@ static void test_differential(void)
 	CHECK(ncode != MAP_FAILED);
 	if (ncode == MAP_FAILED)
 		return;
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = diff_sigfpe;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGFPE, &sa, &old);
+
 	rng_state = 0x9e3779b97f4a7c15ull;
-	unsigned mismatches = 0, runs = 20000;
+	static struct diff_res re, rn;
+	static uint8_t ndata[DIFF_DATA];
+	unsigned mismatches = 0, runs = 30000, faults = 0;
 	for (unsigned n = 0; n < runs && mismatches < 10; n++) {
-		uint8_t code[64], img[108], ndata[DIFF_DATA];
-		unsigned len = 0, count = 1 + (unsigned)(rnd() % 6);
+		uint8_t code[64], img[108];
+		unsigned len = 0, count = 1 + (unsigned)(rnd() % 8);
 		for (unsigned k = 0; k < count; k++)
 			len += gen_insn(code + len);
 
-		/* random state: all exceptions masked, random PC and RC */
+		/* random state: random PC and RC; exceptions masked in 3 runs
+		 * of 4, a random set unmasked in the 4th */
 		uint16_t fcw = (uint16_t)(0x7f | (rnd() % 4) << 8 | (rnd() % 4) << 10);
 		if (rnd() % 4 == 0)
-			fcw = (uint16_t)(fcw & ~0x40); /* bit 6 reads 1 regardless */
+			fcw = (uint16_t)(fcw & ~(rnd() & 0x3f));
 		uint16_t fsw = (uint16_t)((rnd() & 0x477f) | (rnd() % 8) << 11);
+		if (rnd() % 2)
+			fsw &= (uint16_t)~0x3f;
 		uint8_t valid = (uint8_t)rnd();
 		memset(img, 0, sizeof(img));
 		uint32_t w = 0xffff0000u | fcw;
@@ -471,7 +566,7 @@ static void test_differential(void)
 			if (rnd() % 2)
 				x = (uint64_t)(int64_t)(int16_t)x;
 			memcpy(ndata + k + 10, &x, 6);
-			if (rnd() % 4 == 0) { /* a double or a float at the start */
+			if (rnd() % 4 == 0) { /* a double at the start */
 				double dv = (double)(int64_t)(rnd() % 2000 - 1000) / 8;
 				memcpy(ndata + k, &dv, 8);
 			}
@@ -479,7 +574,7 @@ static void test_differential(void)
 		uint64_t fl = 0x202 | (rnd() & X86_ARITH_FLAGS);
 		uint64_t rax = rnd();
 
-		/* emulator */
+		/* emulator: the same state through the FXSAVE image */
 		memset(&t.st.fx, 0, 160);
 		t.st.fx.fcw = fcw;
 		t.st.fx.fsw = fsw;
@@ -491,45 +586,31 @@ static void test_differential(void)
 		t.st.gpr[X86_RBX] = CT_DATA;
 		memcpy(ct_data(&t, CT_DATA), ndata, DIFF_DATA);
 		code[len] = 0xcc;
-		int v = ct_run(&t, code, len + 1);
+		diff_emu(&re, &t, code, len + 1);
 
 		/* host */
-		uint64_t io[2] = { rax, fl };
 		memcpy(ncode, code, len);
 		ncode[len] = 0xc3;
-		ct_native_x87(img, ndata, ncode, io);
+		diff_native(&rn, img, ncode, ndata, rax, fl);
+		faults += rn.vector == X86_MF;
 
-		bool ok = v == 3;
-		uint16_t nfsw = (uint16_t)(img[4] | img[5] << 8);
-		uint16_t ntw = (uint16_t)(img[8] | img[9] << 8);
-		unsigned ntop = (nfsw >> 11) & 7;
-		uint8_t nvalid = 0;
-		for (unsigned p = 0; p < 8; p++)
-			if (((ntw >> (2 * p)) & 3) != 3)
-				nvalid |= (uint8_t)(1u << p);
-		ok = ok && t.st.fx.fcw == (img[0] | img[1] << 8);
-		ok = ok && t.st.fx.fsw == nfsw;
-		ok = ok && t.st.fx.ftw == nvalid;
-		for (unsigned k = 0; k < 8; k++)
-			ok = ok && memcmp(t.st.fx.st[k], img + 28 + 10 * k, 10) == 0;
-		ok = ok && memcmp(ct_data(&t, CT_DATA), ndata, DIFF_DATA) == 0;
-		ok = ok && t.st.gpr[X86_RAX] == io[0];
-		ok = ok && (t.st.rflags & X86_ARITH_FLAGS) == (io[1] & X86_ARITH_FLAGS);
-		(void)ntop;
-		if (!ok) {
+		if (!diff_same(&re, &rn)) {
 			mismatches++;
-			fprintf(stderr, "x87 mismatch #%u (vector %d):", n, v);
+			fprintf(stderr, "x87 mismatch #%u:", n);
 			for (unsigned k = 0; k < len; k++)
 				fprintf(stderr, " %02x", code[k]);
-			fprintf(stderr, "\n  fcw %04x/%04x fsw %04x/%04x tags %02x/%02x rax %llx/%llx fl %llx/%llx\n",
-				t.st.fx.fcw, img[0] | img[1] << 8, t.st.fx.fsw, nfsw, t.st.fx.ftw, nvalid,
-				(unsigned long long)t.st.gpr[X86_RAX], (unsigned long long)io[0],
-				(unsigned long long)(t.st.rflags & X86_ARITH_FLAGS),
-				(unsigned long long)(io[1] & X86_ARITH_FLAGS));
+			fprintf(stderr, "\n  emu/host: vector %d/%d at %llu/%llu fcw %04x/%04x fsw %04x/%04x tags %02x/%02x rax %llx/%llx fl %llx/%llx regs %s data %s\n",
+				re.vector, rn.vector, (unsigned long long)re.rip_off, (unsigned long long)rn.rip_off,
+				re.fcw, rn.fcw, re.fsw, rn.fsw, re.valid, rn.valid,
+				(unsigned long long)re.rax, (unsigned long long)rn.rax,
+				(unsigned long long)re.flags, (unsigned long long)rn.flags,
+				memcmp(re.st, rn.st, sizeof(re.st)) ? "differ" : "same",
+				memcmp(re.data, rn.data, DIFF_DATA) ? "differ" : "same");
 		}
-		CHECK(ok);
+		CHECK(diff_same(&re, &rn));
 	}
-	printf("x87 differential: %u sequences, %u mismatches\n", runs, mismatches);
+	sigaction(SIGFPE, &old, NULL);
+	printf("x87 differential: %u sequences (%u ended in #MF), %u mismatches\n", runs, faults, mismatches);
 	munmap(ncode, 4096);
 	ct_fini(&t);
 }
