@@ -387,7 +387,20 @@ static void rnd_value(uint8_t out[10])
  * [rbx + disp8]; returns its length.  Generates every form the host
  * accepts except FNSTENV and FNSAVE (they store FIP/FDP, which are host
  * addresses natively). */
+static unsigned gen_insn_body(uint8_t *p);
+
 static unsigned gen_insn(uint8_t *p)
+{
+	/* prefixes that must not matter (or select the 16-bit environment
+	 * layout): none, 66, REX.W, REX, 66 REX.W */
+	static const uint8_t pfx[][2] = { { 0 }, { 0 }, { 0 }, { 0x66 }, { 0x48 }, { 0x40 }, { 0x66, 0x48 } };
+	unsigned k = (unsigned)(rnd() % ARRAY_SIZE(pfx)), n = 0;
+	while (n < 2 && pfx[k][n])
+		p[n] = pfx[k][n], n++;
+	return n + gen_insn_body(p + n);
+}
+
+static unsigned gen_insn_body(uint8_t *p)
 {
 	for (;;) {
 		unsigned opc = 0xd8 + (unsigned)(rnd() % 8);
@@ -615,6 +628,93 @@ static void test_differential(void)
 	ct_fini(&t);
 }
 
+/* FNSTENV and FNSAVE in both layouts against the host, on random states:
+ * the stored images (the full tag word classifies each register) apart
+ * from the instruction and data pointers, and the state left behind. */
+static void test_env_native(void)
+{
+	struct ct t;
+	ct_init(&t);
+	uint8_t *ncode = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(ncode != MAP_FAILED);
+	if (ncode == MAP_FAILED)
+		return;
+	static const uint8_t forms[][3] = {
+		{ 0xd9, 0x33 }, { 0x66, 0xd9, 0x33 }, { 0xdd, 0x33 }, { 0x66, 0xdd, 0x33 },
+		{ 0x48, 0xd9, 0x33 }, { 0x48, 0xdd, 0x33 },
+	};
+	static struct diff_res re, rn;
+	static uint8_t ndata[DIFF_DATA];
+	unsigned bad = 0;
+	rng_state = 0x243f6a8885a308d3ull;
+	for (unsigned n = 0; n < 3000; n++) {
+		unsigned f = n % ARRAY_SIZE(forms);
+		unsigned len = forms[f][0] == 0xd9 || forms[f][0] == 0xdd ? 2 : 3;
+		bool w16 = forms[f][0] == 0x66;
+		bool save = forms[f][len - 2] == 0xdd;
+		uint8_t code[4], img[108];
+		memcpy(code, forms[f], len);
+		code[len] = 0xcc;
+
+		uint16_t fcw = (uint16_t)((rnd() & 0x1f3f) | 0x40);
+		uint16_t fsw = (uint16_t)(rnd() & 0xffff & ~0x3800u) | (uint16_t)((rnd() % 8) << 11);
+		uint8_t valid = (uint8_t)rnd();
+		memset(img, 0, sizeof(img));
+		uint32_t w = 0xffff0000u | fcw;
+		memcpy(img, &w, 4);
+		w = 0xffff0000u | fsw;
+		memcpy(img + 4, &w, 4);
+		uint16_t tw = 0;
+		for (unsigned p = 0; p < 8; p++)
+			if (!(valid & (1u << p)))
+				tw |= (uint16_t)(3u << (2 * p));
+		w = 0xffff0000u | tw;
+		memcpy(img + 8, &w, 4);
+		for (unsigned k = 0; k < 8; k++)
+			rnd_value(img + 28 + 10 * k);
+		memset(ndata, 0xee, DIFF_DATA);
+
+		memset(&t.st.fx, 0, 160);
+		t.st.fx.fcw = fcw;
+		t.st.fx.fsw = fsw;
+		t.st.fx.ftw = valid;
+		for (unsigned k = 0; k < 8; k++)
+			memcpy(t.st.fx.st[k], img + 28 + 10 * k, 10);
+		t.st.gpr[X86_RAX] = 0;
+		t.st.rflags = 0x202;
+		t.st.gpr[X86_RBX] = CT_DATA;
+		memcpy(ct_data(&t, CT_DATA), ndata, DIFF_DATA);
+		diff_emu(&re, &t, code, len + 1);
+
+		memcpy(ncode, code, len);
+		ncode[len] = 0xc3;
+		diff_native(&rn, img, ncode, ndata, 0, 0x202);
+
+		/* the pointer fields */
+		unsigned lo = w16 ? 6 : 12, hi = w16 ? 14 : 28;
+		memset(re.data + lo, 0, hi - lo);
+		memset(rn.data + lo, 0, hi - lo);
+		(void)save;
+		if (!diff_same(&re, &rn)) {
+			if (bad++ < 5) {
+				fprintf(stderr, "x87 env mismatch #%u form %u: fcw %04x/%04x fsw %04x/%04x tags %02x/%02x\n  emu :",
+					n, f, re.fcw, rn.fcw, re.fsw, rn.fsw, re.valid, rn.valid);
+				for (unsigned k = 0; k < 28; k++)
+					fprintf(stderr, " %02x", re.data[k]);
+				fprintf(stderr, "\n  host:");
+				for (unsigned k = 0; k < 28; k++)
+					fprintf(stderr, " %02x", rn.data[k]);
+				fprintf(stderr, "\n");
+			}
+		}
+		CHECK(diff_same(&re, &rn));
+	}
+	printf("x87 environment stores: 3000 states, %u mismatches\n", bad);
+	munmap(ncode, 4096);
+	ct_fini(&t);
+}
+
 int main(void)
 {
 	test_constants_and_arith();
@@ -624,5 +724,6 @@ int main(void)
 	test_env_and_pointers();
 	test_nm_and_ud();
 	test_differential();
+	test_env_native();
 	TEST_MAIN_END();
 }
