@@ -316,7 +316,7 @@ static inline void x87_set_ip(struct x86_cpu *cpu, const struct x86_insn *i)
 	uint64_t ip = i->next_rip - i->len;
 
 	if (unlikely(x87_real_layout(cpu)))
-		ip = (cpu->segbase[X86_CS] + ip) & 0xfffff;
+		ip = (cpu->segbase[X86_CS] + ip) & 0xffffffffu;
 	cpu->fpu.fip = ip;
 	cpu->fpu.fop = (uint16_t)(((i->op & 7) << 8) | i->modrm);
 }
@@ -326,7 +326,7 @@ static inline void x87_set_dp(struct x86_cpu *cpu, const struct x86_insn *i)
 	uint64_t dp = x86_ea_offset(cpu, i);
 
 	if (unlikely(x87_real_layout(cpu)))
-		dp = (cpu->segbase[i->seg] + dp) & 0xfffff;
+		dp = (cpu->segbase[i->seg] + dp) & 0xffffffffu;
 	cpu->fpu.fdp = dp;
 }
 

@@ -715,6 +715,89 @@ static void test_env_native(void)
 	ct_fini(&t);
 }
 
+/* Real mode (a system-mode CPU with CR0.PE clear): FNSTENV and FNSAVE use
+ * the real-mode layouts, whose pointers are 20/32-bit linear addresses
+ * with the opcode beside them; FLDENV reads them back. */
+static void test_real_mode_env(void)
+{
+	struct ct t;
+	struct x86_cpu_config cfg = { .user_mode = false, .max_block_insns = 0 };
+	t.mem = calloc(1, CT_MEM_SIZE);
+	t.cpu = x86_cpu_new(&ct_mem_ops, &t, &cfg);
+	CHECK(t.mem && t.cpu);
+	if (!t.mem || !t.cpu)
+		return;
+	x86_get_state(t.cpu, &t.st);
+	t.st.cr0 = 0x30; /* ET NE */
+	for (unsigned s = 0; s < 6; s++) {
+		t.st.seg[s].sel = (uint16_t)(CT_DATA >> 4);
+		t.st.seg[s].base = CT_DATA;
+		t.st.seg[s].limit = 0xffff;
+		t.st.seg[s].attr = 0x93;
+	}
+	/* the executor fetches at RIP as a flat address for now: CS base 0 */
+	t.st.seg[X86_CS].sel = 0;
+	t.st.seg[X86_CS].base = 0;
+	t.st.seg[X86_CS].attr = 0x9b;
+	t.st.efer = 0;
+	/* fninit; fld1; fld dword [bx+0x40]; fnstenv [bx]; o32 fnstenv [bx+0x20]
+	 *       o32 fnsave [bx+0x60]; int3 */
+	static const uint8_t code[] = { 0xdb, 0xe3, 0xd9, 0xe8, 0xd9, 0x47, 0x40, 0xd9, 0x37,
+		0x66, 0xd9, 0x77, 0x20, 0x66, 0xdd, 0x77, 0x60, 0xcc };
+	memcpy(t.mem + (CT_CODE - CT_BASE), code, sizeof(code));
+	x86_invalidate_code(t.cpu, CT_CODE, sizeof(code));
+	float two = 2.0f;
+	uint8_t *d = t.mem + (CT_DATA - CT_BASE);
+	memcpy(d + 0x40, &two, 4);
+	t.st.rip = CT_CODE;
+	t.st.gpr[X86_RBX] = 0;
+	x86_set_state(t.cpu, &t.st);
+	x86_run(t.cpu, 1000, &t.exit);
+	x86_get_state(t.cpu, &t.st);
+	CHECK(t.exit.reason == X86_EXIT_EXCEPTION && t.exit.vector == 3);
+	if (t.exit.vector != 3)
+		fprintf(stderr, "  real mode: exit %d vector %d rip %llx\n", t.exit.reason, t.exit.vector, (unsigned long long)t.st.rip);
+	uint64_t fip = CT_CODE + 4, fdp = CT_DATA + 0x40;
+	/* 16-bit real-mode layout */
+	CHECK_EQ_U64(d[0] | d[1] << 8, 0x37f);
+	CHECK_EQ_U64(d[2] | d[3] << 8, 6u << 11);
+	CHECK_EQ_U64(d[4] | d[5] << 8, 0x0fff);
+	CHECK_EQ_U64(d[6] | d[7] << 8, fip & 0xffff);
+	CHECK_EQ_U64(d[8] | d[9] << 8, ((fip >> 16) & 0xf) << 12 | 0x147);
+	CHECK_EQ_U64(d[10] | d[11] << 8, fdp & 0xffff);
+	CHECK_EQ_U64(d[12] | d[13] << 8, ((fdp >> 16) & 0xf) << 12);
+	/* 32-bit real-mode layout */
+	uint32_t e[7];
+	memcpy(e, d + 0x20, 28);
+	CHECK_EQ_U64(e[0], 0xffff037f);
+	CHECK_EQ_U64(e[3], 0xffff0000 | (fip & 0xffff));
+	CHECK_EQ_U64(e[4], (fip >> 16) << 12 | 0x147);
+	CHECK_EQ_U64(e[5], 0xffff0000 | (fdp & 0xffff));
+	CHECK_EQ_U64(e[6], (fdp >> 16) << 12);
+	/* fnsave wrote the same header plus the registers, then reinitialised */
+	CHECK(memcmp(d + 0x60, d + 0x20, 28) == 0);
+	long double two_l = 2.0L;
+	CHECK(memcmp(d + 0x60 + 28, &two_l, 10) == 0);
+	CHECK_EQ_U64(t.st.fx.ftw, 0);
+	CHECK_EQ_U64(t.st.fx.fop, 0);
+
+	/* fldenv [bx+0x20] (o32) restores pointers and opcode */
+	static const uint8_t ld[] = { 0x66, 0xd9, 0x67, 0x20, 0xcc };
+	memcpy(t.mem + (CT_CODE - CT_BASE), ld, sizeof(ld));
+	x86_invalidate_code(t.cpu, CT_CODE, sizeof(ld));
+	t.st.rip = CT_CODE;
+	x86_set_state(t.cpu, &t.st);
+	x86_run(t.cpu, 1000, &t.exit);
+	x86_get_state(t.cpu, &t.st);
+	CHECK_EQ_U64(t.st.fx.fip, fip);
+	CHECK_EQ_U64(t.st.fx.fdp, fdp);
+	CHECK_EQ_U64(t.st.fx.fop, 0x147);
+	CHECK_EQ_U64(t.st.fx.ftw, 0xc0);
+	CHECK_EQ_U64(t.st.fx.fsw, 6u << 11);
+	x86_cpu_free(t.cpu);
+	free(t.mem);
+}
+
 int main(void)
 {
 	test_constants_and_arith();
@@ -725,5 +808,6 @@ int main(void)
 	test_nm_and_ud();
 	test_differential();
 	test_env_native();
+	test_real_mode_env();
 	TEST_MAIN_END();
 }
