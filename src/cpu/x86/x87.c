@@ -128,9 +128,17 @@ void x86_x87_mem_stubs(void);
 
 typedef uint32_t (*x87_stub_fn)(uint8_t *img, void *mem, uint32_t flags_in);
 
+/* The full-state stub of instruction i. */
 static inline x87_stub_fn x87_stub(const struct x86_insn *i)
 {
-	return (x87_stub_fn)(uintptr_t)i->imm;
+	uintptr_t slot;
+
+	if (!i->is_mem) {
+		slot = (i->op & 7) * 64u + (i->modrm - 0xc0u);
+		return (x87_stub_fn)((uintptr_t)x86_x87_reg_stubs + slot * X87_STUB_SLOT);
+	}
+	slot = (i->op & 7) * 8u + ((i->modrm >> 3) & 7);
+	return (x87_stub_fn)((uintptr_t)x86_x87_mem_stubs + slot * X87_STUB_SLOT);
 }
 
 /* --- state helpers --------------------------------------------------------- */
@@ -400,6 +408,30 @@ X86_HANDLER(x87_h_ld80)
 	return i + 1;
 }
 
+static inline void x87_read_operand(struct x86_cpu *cpu, const struct x86_insn *i,
+				    uint8_t *buf, unsigned size)
+{
+	uint64_t la = x86_ea(cpu, i);
+
+	switch (size) {
+	case 2: { uint16_t v = x86_read16(cpu, la); memcpy(buf, &v, 2); break; }
+	case 4: { uint32_t v = x86_read32(cpu, la); memcpy(buf, &v, 4); break; }
+	case 8: { uint64_t v = x86_read64(cpu, la); memcpy(buf, &v, 8); break; }
+	default: x86_read_mem(cpu, la, buf, size); break;
+	}
+}
+
+static inline void x87_write_operand(struct x86_cpu *cpu, uint64_t la, const uint8_t *buf,
+				     unsigned size)
+{
+	switch (size) {
+	case 2: x86_write16(cpu, la, get16(buf)); break;
+	case 4: x86_write32(cpu, la, get32(buf)); break;
+	case 8: { uint64_t v; memcpy(&v, buf, 8); x86_write64(cpu, la, v); break; }
+	default: x86_write_mem(cpu, la, buf, size); break;
+	}
+}
+
 static bool all_bytes(const uint8_t *p, unsigned n, uint8_t v)
 {
 	for (unsigned k = 0; k < n; k++)
@@ -431,14 +463,8 @@ static inline void x87_store_op(struct x86_cpu *cpu, const struct x86_insn *i, u
 		x87_stub(i)(img, buf, 0);
 		stored = !all_bytes(buf, size, 0x5a);
 	}
-	if (stored) {
-		switch (size) {
-		case 2: x86_write16(cpu, la, get16(buf)); break;
-		case 4: x86_write32(cpu, la, get32(buf)); break;
-		case 8: { uint64_t v; memcpy(&v, buf, 8); x86_write64(cpu, la, v); break; }
-		default: x86_write_mem(cpu, la, buf, size); break;
-		}
-	}
+	if (stored)
+		x87_write_operand(cpu, la, buf, size);
 	x87_unpack(&cpu->fpu, img, pend);
 	x87_set_ip(cpu, i);
 	x87_set_dp(cpu, i);
@@ -668,6 +694,471 @@ X86_HANDLER(x86_h_fwait)
 	return i + 1;
 }
 
+/* --- fast paths ------------------------------------------------------------------ *
+ *
+ * FRSTOR and FNSAVE cost far more than the arithmetic, so the common
+ * instructions first try a lighter way: the host loads only the operand
+ * registers (FLDT) under the guest's FCW with every exception masked,
+ * executes the guest's instruction (the ST(i) index normalised to 1, or 0),
+ * and reports its status word (FNSTSW), its flags (LAHF) and the registers
+ * left on its stack (FSTPT), leaving its stack empty as it found it.  This
+ * gives the guest's result only in the plain case, which the handler checks
+ * before: no exception pending, every operand register valid, no stack
+ * overflow on a push, underflow masked (unmasked, it is detected on tiny
+ * results even when they are exact); and after: no raised exception that the guest leaves
+ * unmasked.  Otherwise the handler falls back to the full-state path, which
+ * starts again from the untouched guest state.  In the plain case the
+ * guest's status word changes only by the raised (masked) exception flags
+ * and the condition codes the instruction defines; the others keep their
+ * values (the differential test checks this against the hardware).
+ *
+ * X87_FAST_REG and X87_FAST_MEM list the fast stubs: opcode, ModRM (for
+ * memory forms ModRM.reg << 3, the operand at [rax]), how many registers
+ * the host loads (nin) and stores back (nout), the handler and aux: bits
+ * 0-3 the condition codes taken from the host (C0 C1 C2 C3), bits 4-5 how
+ * many pops, bit 6 whether it sets ZF PF CF (FCOMI and friends).
+ */
+#define FCW_UM 0x10u /* unmasked, underflow is detected before rounding */
+#define CC_1 0x2u
+#define CC_ALL 0xfu
+#define POP1 0x10u
+#define POP2 0x20u
+#define EFL 0x40u
+
+#define X87_FAST_REG(X)                                                          \
+	X(d8, c0, 1, 1, r1, CC_1) X(d8, c8, 1, 1, r1, CC_1)                       \
+	X(d8, d0, 1, 1, r1, CC_ALL) X(d8, d8, 1, 0, r1, CC_ALL | POP1)            \
+	X(d8, e0, 1, 1, r1, CC_1) X(d8, e8, 1, 1, r1, CC_1)                       \
+	X(d8, f0, 1, 1, r1, CC_1) X(d8, f8, 1, 1, r1, CC_1)                       \
+	X(d8, c1, 2, 2, r2, CC_1) X(d8, c9, 2, 2, r2, CC_1)                       \
+	X(d8, d1, 2, 2, r2, CC_ALL) X(d8, d9, 2, 1, r2, CC_ALL | POP1)            \
+	X(d8, e1, 2, 2, r2, CC_1) X(d8, e9, 2, 2, r2, CC_1)                       \
+	X(d8, f1, 2, 2, r2, CC_1) X(d8, f9, 2, 2, r2, CC_1)                       \
+	X(dc, c0, 1, 1, r1, CC_1) X(dc, c8, 1, 1, r1, CC_1)                       \
+	X(dc, e0, 1, 1, r1, CC_1) X(dc, e8, 1, 1, r1, CC_1)                       \
+	X(dc, f0, 1, 1, r1, CC_1) X(dc, f8, 1, 1, r1, CC_1)                       \
+	X(dc, c1, 2, 2, r2, CC_1) X(dc, c9, 2, 2, r2, CC_1)                       \
+	X(dc, e1, 2, 2, r2, CC_1) X(dc, e9, 2, 2, r2, CC_1)                       \
+	X(dc, f1, 2, 2, r2, CC_1) X(dc, f9, 2, 2, r2, CC_1)                       \
+	X(de, c1, 2, 1, r2, CC_1 | POP1) X(de, c9, 2, 1, r2, CC_1 | POP1)         \
+	X(de, e1, 2, 1, r2, CC_1 | POP1) X(de, e9, 2, 1, r2, CC_1 | POP1)         \
+	X(de, f1, 2, 1, r2, CC_1 | POP1) X(de, f9, 2, 1, r2, CC_1 | POP1)         \
+	X(de, d9, 2, 0, r2, CC_ALL | POP2) X(da, e9, 2, 0, r2, CC_ALL | POP2)     \
+	X(dd, e0, 1, 1, r1, CC_ALL) X(dd, e1, 2, 2, r2, CC_ALL)                   \
+	X(dd, e8, 1, 0, r1, CC_ALL | POP1) X(dd, e9, 2, 1, r2, CC_ALL | POP1)     \
+	X(db, e8, 1, 1, r1, CC_1 | EFL) X(db, e9, 2, 2, r2, CC_1 | EFL)           \
+	X(db, f0, 1, 1, r1, CC_1 | EFL) X(db, f1, 2, 2, r2, CC_1 | EFL)           \
+	X(df, e8, 1, 0, r1, CC_1 | EFL | POP1) X(df, e9, 2, 1, r2, CC_1 | EFL | POP1) \
+	X(df, f0, 1, 0, r1, CC_1 | EFL | POP1) X(df, f1, 2, 1, r2, CC_1 | EFL | POP1) \
+	X(d9, c8, 1, 1, r1, CC_1) X(d9, c9, 2, 2, r2, CC_1)                       \
+	X(dd, d0, 1, 1, r1, CC_1) X(dd, d1, 2, 2, r2, CC_1)                       \
+	X(dd, d8, 1, 0, r1, CC_1 | POP1) X(dd, d9, 2, 1, r2, CC_1 | POP1)         \
+	X(d9, c0, 1, 2, fld, CC_1)                                                \
+	X(d9, e0, 1, 1, r1, CC_1) X(d9, e1, 1, 1, r1, CC_1)                       \
+	X(d9, e4, 1, 1, r1, CC_ALL) X(d9, e5, 1, 1, r1, CC_ALL)                   \
+	X(d9, fa, 1, 1, r1, CC_1) X(d9, fc, 1, 1, r1, CC_1)                       \
+	X(d9, e8, 0, 1, push, CC_1) X(d9, e9, 0, 1, push, CC_1)                   \
+	X(d9, ea, 0, 1, push, CC_1) X(d9, eb, 0, 1, push, CC_1)                   \
+	X(d9, ec, 0, 1, push, CC_1) X(d9, ed, 0, 1, push, CC_1)                   \
+	X(d9, ee, 0, 1, push, CC_1)
+
+#define X87_FAST_MEM(X)                                                          \
+	X(d8, 00, 1, 1, op32, CC_1) X(d8, 08, 1, 1, op32, CC_1)                   \
+	X(d8, 10, 1, 1, op32, CC_ALL) X(d8, 18, 1, 0, op32, CC_ALL | POP1)        \
+	X(d8, 20, 1, 1, op32, CC_1) X(d8, 28, 1, 1, op32, CC_1)                   \
+	X(d8, 30, 1, 1, op32, CC_1) X(d8, 38, 1, 1, op32, CC_1)                   \
+	X(da, 00, 1, 1, op32, CC_1) X(da, 08, 1, 1, op32, CC_1)                   \
+	X(da, 10, 1, 1, op32, CC_ALL) X(da, 18, 1, 0, op32, CC_ALL | POP1)        \
+	X(da, 20, 1, 1, op32, CC_1) X(da, 28, 1, 1, op32, CC_1)                   \
+	X(da, 30, 1, 1, op32, CC_1) X(da, 38, 1, 1, op32, CC_1)                   \
+	X(dc, 00, 1, 1, op64, CC_1) X(dc, 08, 1, 1, op64, CC_1)                   \
+	X(dc, 10, 1, 1, op64, CC_ALL) X(dc, 18, 1, 0, op64, CC_ALL | POP1)        \
+	X(dc, 20, 1, 1, op64, CC_1) X(dc, 28, 1, 1, op64, CC_1)                   \
+	X(dc, 30, 1, 1, op64, CC_1) X(dc, 38, 1, 1, op64, CC_1)                   \
+	X(de, 00, 1, 1, op16, CC_1) X(de, 08, 1, 1, op16, CC_1)                   \
+	X(de, 10, 1, 1, op16, CC_ALL) X(de, 18, 1, 0, op16, CC_ALL | POP1)        \
+	X(de, 20, 1, 1, op16, CC_1) X(de, 28, 1, 1, op16, CC_1)                   \
+	X(de, 30, 1, 1, op16, CC_1) X(de, 38, 1, 1, op16, CC_1)                   \
+	X(d9, 00, 0, 1, ld32, CC_1) X(d9, 10, 1, 1, st32, CC_1)                   \
+	X(d9, 18, 1, 0, st32, CC_1 | POP1)                                        \
+	X(db, 00, 0, 1, ld32, CC_1) X(db, 08, 1, 0, st32, CC_1 | POP1)            \
+	X(db, 10, 1, 1, st32, CC_1) X(db, 18, 1, 0, st32, CC_1 | POP1)            \
+	X(db, 28, 0, 1, ld80, CC_1) X(db, 38, 1, 0, st80, CC_1 | POP1)            \
+	X(dd, 00, 0, 1, ld64, CC_1) X(dd, 08, 1, 0, st64, CC_1 | POP1)            \
+	X(dd, 10, 1, 1, st64, CC_1) X(dd, 18, 1, 0, st64, CC_1 | POP1)            \
+	X(df, 00, 0, 1, ld16, CC_1) X(df, 08, 1, 0, st16, CC_1 | POP1)            \
+	X(df, 10, 1, 1, st16, CC_1) X(df, 18, 1, 0, st16, CC_1 | POP1)            \
+	X(df, 28, 0, 1, ld64, CC_1) X(df, 38, 1, 0, st64, CC_1 | POP1)
+
+/* The exchange area of a fast stub. */
+struct x87_fast_io {
+	uint16_t fcw;  /* 0: the guest's FCW with all exceptions masked */
+	uint16_t fsw;  /* 2: the host's status word after the instruction */
+	uint16_t hcw;  /* 4: the host's own FCW, restored at the end */
+	uint8_t flags; /* 6: LAHF after the instruction */
+	uint8_t pad[9];
+	uint8_t in[2][16];  /* 16, 32: host ST0, ST1 on entry */
+	uint8_t out[2][16]; /* 48, 64: host ST0, ST1 at the end */
+} __attribute__((aligned(16)));
+_Static_assert(__builtin_offsetof(struct x87_fast_io, in) == 16, "fast stub layout");
+_Static_assert(__builtin_offsetof(struct x87_fast_io, out) == 48, "fast stub layout");
+
+#define X87_FAST_ASM(o, m, nin, nout, kind, aux) \
+	"X87_FAST x87f_" #o "_" #m ", 0x" #o ", 0x" #m ", " #nin ", " #nout "\n"
+
+__asm__(
+	".pushsection .text\n"
+	".macro X87_FAST name, o, m, nin, nout\n"
+	"  .balign 16\n"
+	"  .type \\name, @function\n"
+	"  .hidden \\name\n"
+	"  .globl \\name\n"
+	"\\name:\n"
+	"  endbr64\n"
+	"  fnstcw 4(%rdi)\n"
+	"  fldcw 0(%rdi)\n"
+	"  fnclex\n"
+	"  .if \\nin >= 2\n"
+	"  fldt 32(%rdi)\n"
+	"  .endif\n"
+	"  .if \\nin >= 1\n"
+	"  fldt 16(%rdi)\n"
+	"  .endif\n"
+	"  movq %rsi, %rax\n"
+	"  .byte \\o, \\m\n"
+	"  fnstsw 2(%rdi)\n"
+	"  lahf\n"
+	"  movb %ah, 6(%rdi)\n"
+	"  .if \\nout >= 1\n"
+	"  fstpt 48(%rdi)\n"
+	"  .endif\n"
+	"  .if \\nout >= 2\n"
+	"  fstpt 64(%rdi)\n"
+	"  .endif\n"
+	"  fldcw 4(%rdi)\n"
+	"  ret\n"
+	"  .size \\name, . - \\name\n"
+	".endm\n"
+	X87_FAST_REG(X87_FAST_ASM)
+	X87_FAST_MEM(X87_FAST_ASM)
+	".purgem X87_FAST\n"
+	".popsection\n");
+
+typedef void (*x87_fast_fn)(struct x87_fast_io *io, void *mem);
+
+#define X87_FAST_DECL(o, m, nin, nout, kind, aux) void x87f_##o##_##m(struct x87_fast_io *io, void *mem);
+X87_FAST_REG(X87_FAST_DECL)
+X87_FAST_MEM(X87_FAST_DECL)
+
+static inline void x87_fast_run(const struct x86_insn *i, struct x87_fast_io *io, void *mem)
+{
+	((x87_fast_fn)(uintptr_t)i->imm)(io, mem);
+}
+
+static inline bool x87_valid(const struct x86_fpu *f, unsigned st)
+{
+	return f->tag_valid & (1u << ((f->top + st) & 7));
+}
+
+static inline void x87_pop(struct x86_fpu *f)
+{
+	f->tag_valid &= (uint8_t)~(1u << f->top);
+	f->top = (f->top + 1) & 7;
+}
+
+static inline void x87_push(struct x86_fpu *f, const uint8_t *v)
+{
+	f->top = (f->top - 1) & 7;
+	f->tag_valid |= (uint8_t)(1u << f->top);
+	x87_set_reg10(f, f->top, v);
+}
+
+/* The guest status word after a plain run, or false when an exception the
+ * guest leaves unmasked was raised (then nothing is committed). */
+static inline bool x87_fast_fsw(struct x86_cpu *cpu, const struct x86_insn *i,
+				const struct x87_fast_io *io, uint16_t *fsw)
+{
+	static const uint16_t cc_bits[16] = {
+		0, 0x100, 0x200, 0x300, 0x400, 0x500, 0x600, 0x700,
+		0x4000, 0x4100, 0x4200, 0x4300, 0x4400, 0x4500, 0x4600, 0x4700,
+	};
+	uint16_t h = io->fsw, cc = cc_bits[i->aux & 15];
+
+	if (unlikely(h & ~cpu->fpu.fcw & FSW_EXC))
+		return false;
+	*fsw = (uint16_t)((cpu->fpu.fsw & ~cc) | (h & cc) | (h & FSW_EXC));
+	return true;
+}
+
+static inline void x87_fast_io_init(const struct x86_cpu *cpu, struct x87_fast_io *io)
+{
+	io->fcw = cpu->fpu.fcw | FSW_EXC;
+}
+
+static inline void x87_fast_flags(struct x86_cpu *cpu, const struct x86_insn *i,
+				  const struct x87_fast_io *io)
+{
+	if (i->aux & EFL)
+		x86_set_arith_flags(cpu, io->flags & (X86_ZF | X86_PF | X86_CF));
+}
+
+/* One register operand, ST0: unary operations and the ST(i) forms with
+ * i = 0. */
+X86_HANDLER(x87_f_r1)
+{
+	struct x86_fpu *f = &cpu->fpu;
+	struct x87_fast_io io;
+	uint16_t fsw;
+
+	if (unlikely(x87_enter(cpu) || !x87_valid(f, 0) || !(f->fcw & FCW_UM)))
+		return i->aux & EFL ? x87_h_reg_flags(cpu, i) : x87_h_reg(cpu, i);
+	x87_fast_io_init(cpu, &io);
+	x87_get_reg10(f, f->top, io.in[0]);
+	x87_fast_run(i, &io, NULL);
+	if (unlikely(!x87_fast_fsw(cpu, i, &io, &fsw)))
+		return i->aux & EFL ? x87_h_reg_flags(cpu, i) : x87_h_reg(cpu, i);
+	f->fsw = fsw;
+	x87_fast_flags(cpu, i, &io);
+	if (i->aux & POP1)
+		x87_pop(f);
+	else
+		x87_set_reg10(f, f->top, io.out[0]);
+	x87_set_ip(cpu, i);
+	return i + 1;
+}
+
+/* ST0 and ST(i), i > 0: the host has them as ST0 and ST1. */
+X86_HANDLER(x87_f_r2)
+{
+	struct x86_fpu *f = &cpu->fpu;
+	unsigned k = i->modrm & 7, p0 = f->top, pk = (f->top + k) & 7;
+	struct x87_fast_io io;
+	uint16_t fsw;
+
+	if (unlikely(x87_enter(cpu) || !x87_valid(f, 0) || !x87_valid(f, k) || !(f->fcw & FCW_UM)))
+		return i->aux & EFL ? x87_h_reg_flags(cpu, i) : x87_h_reg(cpu, i);
+	x87_fast_io_init(cpu, &io);
+	x87_get_reg10(f, p0, io.in[0]);
+	x87_get_reg10(f, pk, io.in[1]);
+	x87_fast_run(i, &io, NULL);
+	if (unlikely(!x87_fast_fsw(cpu, i, &io, &fsw)))
+		return i->aux & EFL ? x87_h_reg_flags(cpu, i) : x87_h_reg(cpu, i);
+	f->fsw = fsw;
+	x87_fast_flags(cpu, i, &io);
+	switch (i->aux & (POP1 | POP2)) {
+	case 0:
+		x87_set_reg10(f, p0, io.out[0]);
+		x87_set_reg10(f, pk, io.out[1]);
+		break;
+	case POP1:
+		x87_set_reg10(f, pk, io.out[0]);
+		x87_pop(f);
+		break;
+	default:
+		x87_pop(f);
+		x87_pop(f);
+		break;
+	}
+	x87_set_ip(cpu, i);
+	return i + 1;
+}
+
+/* FLD ST(i): the host loads ST(i) and executes FLD ST0. */
+X86_HANDLER(x87_f_fld)
+{
+	struct x86_fpu *f = &cpu->fpu;
+	unsigned k = i->modrm & 7;
+	struct x87_fast_io io;
+	uint16_t fsw;
+
+	if (unlikely(x87_enter(cpu) || !x87_valid(f, k) || x87_valid(f, 7) || !(f->fcw & FCW_UM)))
+		return x87_h_reg(cpu, i);
+	x87_fast_io_init(cpu, &io);
+	x87_get_reg10(f, (f->top + k) & 7, io.in[0]);
+	x87_fast_run(i, &io, NULL);
+	if (unlikely(!x87_fast_fsw(cpu, i, &io, &fsw)))
+		return x87_h_reg(cpu, i);
+	f->fsw = fsw;
+	x87_push(f, io.out[0]);
+	x87_set_ip(cpu, i);
+	return i + 1;
+}
+
+/* The constants. */
+X86_HANDLER(x87_f_push)
+{
+	struct x86_fpu *f = &cpu->fpu;
+	struct x87_fast_io io;
+	uint16_t fsw;
+
+	if (unlikely(x87_enter(cpu) || x87_valid(f, 7) || !(f->fcw & FCW_UM)))
+		return x87_h_reg(cpu, i);
+	x87_fast_io_init(cpu, &io);
+	x87_fast_run(i, &io, NULL);
+	if (unlikely(!x87_fast_fsw(cpu, i, &io, &fsw)))
+		return x87_h_reg(cpu, i);
+	f->fsw = fsw;
+	x87_push(f, io.out[0]);
+	x87_set_ip(cpu, i);
+	return i + 1;
+}
+
+/* Loads from memory (FLD, FILD). */
+#define X87_FAST_LD(bits, slow)                                            \
+	X86_HANDLER(x87_f_ld##bits)                                        \
+	{                                                                  \
+		struct x86_fpu *f = &cpu->fpu;                             \
+		struct x87_fast_io io;                                     \
+		uint8_t buf[16] __attribute__((aligned(16)));              \
+		uint16_t fsw;                                              \
+		if (unlikely(x87_enter(cpu) || x87_valid(f, 7) ||          \
+			     !(f->fcw & FCW_UM)))                          \
+			return slow(cpu, i);                               \
+		x87_read_operand(cpu, i, buf, bits / 8);                   \
+		x87_fast_io_init(cpu, &io);                                \
+		x87_fast_run(i, &io, buf);                                 \
+		if (unlikely(!x87_fast_fsw(cpu, i, &io, &fsw)))            \
+			return slow(cpu, i);                               \
+		f->fsw = fsw;                                              \
+		x87_push(f, io.out[0]);                                    \
+		x87_set_ip(cpu, i);                                        \
+		x87_set_dp(cpu, i);                                        \
+		return i + 1;                                              \
+	}
+
+/* Arithmetic and comparisons with a memory operand. */
+#define X87_FAST_OP(bits, slow)                                            \
+	X86_HANDLER(x87_f_op##bits)                                        \
+	{                                                                  \
+		struct x86_fpu *f = &cpu->fpu;                             \
+		struct x87_fast_io io;                                     \
+		uint8_t buf[16] __attribute__((aligned(16)));              \
+		uint16_t fsw;                                              \
+		if (unlikely(x87_enter(cpu) || !x87_valid(f, 0) ||         \
+			     !(f->fcw & FCW_UM)))                          \
+			return slow(cpu, i);                               \
+		x87_read_operand(cpu, i, buf, bits / 8);                   \
+		x87_fast_io_init(cpu, &io);                                \
+		x87_get_reg10(f, f->top, io.in[0]);                        \
+		x87_fast_run(i, &io, buf);                                 \
+		if (unlikely(!x87_fast_fsw(cpu, i, &io, &fsw)))            \
+			return slow(cpu, i);                               \
+		f->fsw = fsw;                                              \
+		if (i->aux & POP1)                                         \
+			x87_pop(f);                                        \
+		else                                                       \
+			x87_set_reg10(f, f->top, io.out[0]);               \
+		x87_set_ip(cpu, i);                                        \
+		x87_set_dp(cpu, i);                                        \
+		return i + 1;                                              \
+	}
+
+/* Stores to memory (FST, FSTP, FIST, FISTP, FISTTP). */
+#define X87_FAST_ST(bits, slow)                                            \
+	X86_HANDLER(x87_f_st##bits)                                        \
+	{                                                                  \
+		struct x86_fpu *f = &cpu->fpu;                             \
+		struct x87_fast_io io;                                     \
+		uint8_t buf[16] __attribute__((aligned(16)));              \
+		uint16_t fsw;                                              \
+		uint64_t la;                                               \
+		if (unlikely(x87_enter(cpu) || !x87_valid(f, 0) ||         \
+			     !(f->fcw & FCW_UM)))                          \
+			return slow(cpu, i);                               \
+		la = x86_ea(cpu, i);                                       \
+		x86_probe_write(cpu, la, bits / 8);                        \
+		x87_fast_io_init(cpu, &io);                                \
+		x87_get_reg10(f, f->top, io.in[0]);                        \
+		x87_fast_run(i, &io, buf);                                 \
+		if (unlikely(!x87_fast_fsw(cpu, i, &io, &fsw)))            \
+			return slow(cpu, i);                               \
+		x87_write_operand(cpu, la, buf, bits / 8);                 \
+		f->fsw = fsw;                                              \
+		if (i->aux & POP1)                                         \
+			x87_pop(f);                                        \
+		else                                                       \
+			x87_set_reg10(f, f->top, io.out[0]);               \
+		x87_set_ip(cpu, i);                                        \
+		x87_set_dp(cpu, i);                                        \
+		return i + 1;                                              \
+	}
+
+X87_FAST_LD(16, x87_h_ld16)
+X87_FAST_LD(32, x87_h_ld32)
+X87_FAST_LD(64, x87_h_ld64)
+X87_FAST_LD(80, x87_h_ld80)
+X87_FAST_OP(16, x87_h_ld16)
+X87_FAST_OP(32, x87_h_ld32)
+X87_FAST_OP(64, x87_h_ld64)
+X87_FAST_ST(16, x87_h_st16)
+X87_FAST_ST(32, x87_h_st32)
+X87_FAST_ST(64, x87_h_st64)
+X87_FAST_ST(80, x87_h_st80)
+
+/* Whether this host's FCOMI family leaves C1 alone (AMD) rather than
+ * clearing it (the SDM's "set to 0"): asked once of the host, with the
+ * full-state stub of FUCOMI ST0, ST1 on a state with C1 set.  A property
+ * of the host, so one cached answer serves every CPU instance. */
+static bool x87_fcomi_keeps_c1(void)
+{
+	static int answer; /* 0 not asked, 1 keeps, 2 clears */
+	uint8_t img[X87_IMG_BYTES] __attribute__((aligned(16)));
+	struct x86_fpu f;
+	struct x86_insn probe;
+
+	if (answer)
+		return answer == 1;
+	memset(&f, 0, sizeof(f));
+	f.fcw = 0x37f;
+	f.fsw = 0x200;
+	f.top = 6;
+	f.tag_valid = 0xc0;
+	f.st[6] = 1.0L;
+	f.st[7] = 2.0L;
+	memset(&probe, 0, sizeof(probe));
+	probe.op = 0xdb;
+	probe.modrm = 0xe9;
+	x87_pack(&f, img, 0);
+	x87_stub(&probe)(img, NULL, 0);
+	answer = (get16(img + 4) & 0x200) ? 1 : 2;
+	return answer == 1;
+}
+
+/* Picks the fast handler of i, if there is one: sets i->fn, i->imm (the
+ * fast stub) and i->aux. */
+static bool x87_select_fast(struct x86_insn *i, unsigned opc)
+{
+	unsigned m = i->modrm, g = (m >> 3) & 7, key;
+
+	if (i->is_mem) {
+		key = opc << 8 | (m & 0x38);
+		switch (key) {
+#define X87_FAST_CASE_MEM(o, m, nin, nout, kind, aux_) \
+		case 0x##o##m: i->fn = x87_f_##kind; i->imm = (uintptr_t)x87f_##o##_##m; i->aux = (aux_); return true;
+		X87_FAST_MEM(X87_FAST_CASE_MEM)
+		default: return false;
+		}
+	}
+	/* Forms with an ST(i) operand: the stub has i normalised to 1 (or 0). */
+	bool indexed = opc == 0xd8 || ((opc == 0xdc || opc == 0xde) && g != 2 && g != 3) ||
+		       (opc == 0xdd && g >= 2 && g <= 5) || ((opc == 0xdb || opc == 0xdf) && (g == 5 || g == 6)) ||
+		       (opc == 0xd9 && g == 1);
+	if (indexed)
+		m = (m & 0xf8) | ((m & 7) ? 1 : 0);
+	else if (opc == 0xd9 && g == 0)
+		m = 0xc0; /* FLD ST(i) */
+	key = opc << 8 | m;
+	switch (key) {
+#define X87_FAST_CASE_REG(o, m, nin, nout, kind, aux_) \
+	case 0x##o##m: i->fn = x87_f_##kind; i->imm = (uintptr_t)x87f_##o##_##m; i->aux = (aux_); break;
+	X87_FAST_REG(X87_FAST_CASE_REG)
+	default: return false;
+	}
+	if ((i->aux & EFL) && x87_fcomi_keeps_c1())
+		i->aux &= (uint8_t)~CC_1;
+	return true;
+}
+
 /* --- selection ------------------------------------------------------------------ */
 
 /* Register forms (ModRM C0-FF) that are undefined, per opcode D8..DF: bit
@@ -700,7 +1191,6 @@ static bool x87_reg_form_valid(unsigned opc, unsigned modrm)
 bool x86_select_x87(struct x86_insn *i, unsigned opc)
 {
 	unsigned r = (i->modrm >> 3) & 7;
-	uintptr_t slot;
 
 	if (!i->is_mem) {
 		unsigned m = i->modrm;
@@ -714,9 +1204,9 @@ bool x86_select_x87(struct x86_insn *i, unsigned opc)
 			i->fn = x87_h_fnnop;
 		} else if (opc == 0xdf && m == 0xe0) {
 			i->fn = x87_h_fnstsw_ax;
+		} else if (x87_select_fast(i, opc)) {
+			/* fast path chosen */
 		} else {
-			slot = (opc - 0xd8) * 64 + (m - 0xc0);
-			i->imm = (uintptr_t)x86_x87_reg_stubs + slot * X87_STUB_SLOT;
 			bool fl = ((opc == 0xda || opc == 0xdb) && m < 0xe0) ||
 				  ((opc == 0xdb || opc == 0xdf) && m >= 0xe8 && m < 0xf8);
 			i->fn = fl ? x87_h_reg_flags : x87_h_reg;
@@ -724,8 +1214,8 @@ bool x86_select_x87(struct x86_insn *i, unsigned opc)
 		return true;
 	}
 
-	slot = (opc - 0xd8) * 8 + r;
-	i->imm = (uintptr_t)x86_x87_mem_stubs + slot * X87_STUB_SLOT;
+	if (x87_select_fast(i, opc))
+		return true;
 	switch (opc) {
 	case 0xd8: /* FADD..FDIVR m32fp */
 	case 0xda: /* FIADD..FIDIVR m32int */

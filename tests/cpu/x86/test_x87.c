@@ -557,7 +557,7 @@ static void test_differential(void)
 		uint16_t fsw = (uint16_t)((rnd() & 0x477f) | (rnd() % 8) << 11);
 		if (rnd() % 2)
 			fsw &= (uint16_t)~0x3f;
-		uint8_t valid = (uint8_t)rnd();
+		uint8_t valid = (uint8_t)(rnd() % 2 ? rnd() | rnd() : rnd()); /* mostly full: the fast paths */
 		memset(img, 0, sizeof(img));
 		uint32_t w = 0xffff0000u | fcw;
 		memcpy(img, &w, 4);
