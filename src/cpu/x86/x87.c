@@ -15,9 +15,13 @@
  * ES set and the exception pending).  No waiting x87 instruction runs on
  * the host between the guest instruction and FNSAVE, so a pending unmasked
  * exception never reaches the host as SIGFPE; each stub also saves and
- * restores the host's FCW.  Control instructions (FLDCW, FNSTCW, FNSTSW,
- * FNSTENV, FLDENV, FNSAVE, FRSTOR, FNINIT, FNCLEX) are done here in C,
- * because their memory layouts depend on the guest's mode.
+ * restores the host's FCW.  That path is exact for every form and state
+ * but costs an FRSTOR and an FNSAVE; the common instructions first try a
+ * fast path that hands the host only their operands (see "fast paths"
+ * below) and fall back to it outside the plain case.  Control
+ * instructions (FLDCW, FNSTCW, FNSTSW, FNSTENV, FLDENV, FNSAVE, FRSTOR,
+ * FNINIT, FNCLEX) are done here in C, because their memory layouts depend
+ * on the guest's mode.
  *
  * Rules kept here rather than by the host:
  *  - #NM when CR0.EM or CR0.TS is set (FWAIT: when CR0.MP and CR0.TS are);
@@ -715,80 +719,82 @@ X86_HANDLER(x86_h_fwait)
  * X87_FAST_REG and X87_FAST_MEM list the fast stubs: opcode, ModRM (for
  * memory forms ModRM.reg << 3, the operand at [rax]), how many registers
  * the host loads (nin) and stores back (nout), the handler and aux: bits
- * 0-3 the condition codes taken from the host (C0 C1 C2 C3), bits 4-5 how
- * many pops, bit 6 whether it sets ZF PF CF (FCOMI and friends).
+ * 4-5 how many pops, bit 6 whether it sets ZF PF CF (FCOMI and friends).
+ * Bits 0-3 of aux say which condition codes (C0 C1 C2 C3) the instruction
+ * writes and are therefore taken from the host; the others keep the
+ * guest's values.  They are not taken from the SDM (which calls many of
+ * them undefined, and says FCOMI clears C1, which AMD processors do not)
+ * but asked of the host once per form, by x87_cc_probe().
  */
 #define FCW_UM 0x10u /* unmasked, underflow is detected before rounding */
-#define CC_1 0x2u
-#define CC_ALL 0xfu
 #define POP1 0x10u
 #define POP2 0x20u
 #define EFL 0x40u
 
 #define X87_FAST_REG(X)                                                          \
-	X(d8, c0, 1, 1, r1, CC_1) X(d8, c8, 1, 1, r1, CC_1)                       \
-	X(d8, d0, 1, 1, r1, CC_ALL) X(d8, d8, 1, 0, r1, CC_ALL | POP1)            \
-	X(d8, e0, 1, 1, r1, CC_1) X(d8, e8, 1, 1, r1, CC_1)                       \
-	X(d8, f0, 1, 1, r1, CC_1) X(d8, f8, 1, 1, r1, CC_1)                       \
-	X(d8, c1, 2, 2, r2, CC_1) X(d8, c9, 2, 2, r2, CC_1)                       \
-	X(d8, d1, 2, 2, r2, CC_ALL) X(d8, d9, 2, 1, r2, CC_ALL | POP1)            \
-	X(d8, e1, 2, 2, r2, CC_1) X(d8, e9, 2, 2, r2, CC_1)                       \
-	X(d8, f1, 2, 2, r2, CC_1) X(d8, f9, 2, 2, r2, CC_1)                       \
-	X(dc, c0, 1, 1, r1, CC_1) X(dc, c8, 1, 1, r1, CC_1)                       \
-	X(dc, e0, 1, 1, r1, CC_1) X(dc, e8, 1, 1, r1, CC_1)                       \
-	X(dc, f0, 1, 1, r1, CC_1) X(dc, f8, 1, 1, r1, CC_1)                       \
-	X(dc, c1, 2, 2, r2, CC_1) X(dc, c9, 2, 2, r2, CC_1)                       \
-	X(dc, e1, 2, 2, r2, CC_1) X(dc, e9, 2, 2, r2, CC_1)                       \
-	X(dc, f1, 2, 2, r2, CC_1) X(dc, f9, 2, 2, r2, CC_1)                       \
-	X(de, c1, 2, 1, r2, CC_1 | POP1) X(de, c9, 2, 1, r2, CC_1 | POP1)         \
-	X(de, e1, 2, 1, r2, CC_1 | POP1) X(de, e9, 2, 1, r2, CC_1 | POP1)         \
-	X(de, f1, 2, 1, r2, CC_1 | POP1) X(de, f9, 2, 1, r2, CC_1 | POP1)         \
-	X(de, d9, 2, 0, r2, CC_ALL | POP2) X(da, e9, 2, 0, r2, CC_ALL | POP2)     \
-	X(dd, e0, 1, 1, r1, CC_ALL) X(dd, e1, 2, 2, r2, CC_ALL)                   \
-	X(dd, e8, 1, 0, r1, CC_ALL | POP1) X(dd, e9, 2, 1, r2, CC_ALL | POP1)     \
-	X(db, e8, 1, 1, r1, CC_1 | EFL) X(db, e9, 2, 2, r2, CC_1 | EFL)           \
-	X(db, f0, 1, 1, r1, CC_1 | EFL) X(db, f1, 2, 2, r2, CC_1 | EFL)           \
-	X(df, e8, 1, 0, r1, CC_1 | EFL | POP1) X(df, e9, 2, 1, r2, CC_1 | EFL | POP1) \
-	X(df, f0, 1, 0, r1, CC_1 | EFL | POP1) X(df, f1, 2, 1, r2, CC_1 | EFL | POP1) \
-	X(d9, c8, 1, 1, r1, CC_1) X(d9, c9, 2, 2, r2, CC_1)                       \
-	X(dd, d0, 1, 1, r1, CC_1) X(dd, d1, 2, 2, r2, CC_1)                       \
-	X(dd, d8, 1, 0, r1, CC_1 | POP1) X(dd, d9, 2, 1, r2, CC_1 | POP1)         \
-	X(d9, c0, 1, 2, fld, CC_1)                                                \
-	X(d9, e0, 1, 1, r1, CC_1) X(d9, e1, 1, 1, r1, CC_1)                       \
-	X(d9, e4, 1, 1, r1, CC_ALL) X(d9, e5, 1, 1, r1, CC_ALL)                   \
-	X(d9, fa, 1, 1, r1, CC_1) X(d9, fc, 1, 1, r1, CC_1)                       \
-	X(d9, e8, 0, 1, push, CC_1) X(d9, e9, 0, 1, push, CC_1)                   \
-	X(d9, ea, 0, 1, push, CC_1) X(d9, eb, 0, 1, push, CC_1)                   \
-	X(d9, ec, 0, 1, push, CC_1) X(d9, ed, 0, 1, push, CC_1)                   \
-	X(d9, ee, 0, 1, push, CC_1)
+	X(d8, c0, 1, 1, r1, 0) X(d8, c8, 1, 1, r1, 0)                       \
+	X(d8, d0, 1, 1, r1, 0) X(d8, d8, 1, 0, r1, POP1)            \
+	X(d8, e0, 1, 1, r1, 0) X(d8, e8, 1, 1, r1, 0)                       \
+	X(d8, f0, 1, 1, r1, 0) X(d8, f8, 1, 1, r1, 0)                       \
+	X(d8, c1, 2, 2, r2, 0) X(d8, c9, 2, 2, r2, 0)                       \
+	X(d8, d1, 2, 2, r2, 0) X(d8, d9, 2, 1, r2, POP1)            \
+	X(d8, e1, 2, 2, r2, 0) X(d8, e9, 2, 2, r2, 0)                       \
+	X(d8, f1, 2, 2, r2, 0) X(d8, f9, 2, 2, r2, 0)                       \
+	X(dc, c0, 1, 1, r1, 0) X(dc, c8, 1, 1, r1, 0)                       \
+	X(dc, e0, 1, 1, r1, 0) X(dc, e8, 1, 1, r1, 0)                       \
+	X(dc, f0, 1, 1, r1, 0) X(dc, f8, 1, 1, r1, 0)                       \
+	X(dc, c1, 2, 2, r2, 0) X(dc, c9, 2, 2, r2, 0)                       \
+	X(dc, e1, 2, 2, r2, 0) X(dc, e9, 2, 2, r2, 0)                       \
+	X(dc, f1, 2, 2, r2, 0) X(dc, f9, 2, 2, r2, 0)                       \
+	X(de, c1, 2, 1, r2, POP1) X(de, c9, 2, 1, r2, POP1)         \
+	X(de, e1, 2, 1, r2, POP1) X(de, e9, 2, 1, r2, POP1)         \
+	X(de, f1, 2, 1, r2, POP1) X(de, f9, 2, 1, r2, POP1)         \
+	X(de, d9, 2, 0, r2, POP2) X(da, e9, 2, 0, r2, POP2)     \
+	X(dd, e0, 1, 1, r1, 0) X(dd, e1, 2, 2, r2, 0)                   \
+	X(dd, e8, 1, 0, r1, POP1) X(dd, e9, 2, 1, r2, POP1)     \
+	X(db, e8, 1, 1, r1, EFL) X(db, e9, 2, 2, r2, EFL)           \
+	X(db, f0, 1, 1, r1, EFL) X(db, f1, 2, 2, r2, EFL)           \
+	X(df, e8, 1, 0, r1, EFL | POP1) X(df, e9, 2, 1, r2, EFL | POP1) \
+	X(df, f0, 1, 0, r1, EFL | POP1) X(df, f1, 2, 1, r2, EFL | POP1) \
+	X(d9, c8, 1, 1, r1, 0) X(d9, c9, 2, 2, r2, 0)                       \
+	X(dd, d0, 1, 1, r1, 0) X(dd, d1, 2, 2, r2, 0)                       \
+	X(dd, d8, 1, 0, r1, POP1) X(dd, d9, 2, 1, r2, POP1)         \
+	X(d9, c0, 1, 2, fld, 0)                                                \
+	X(d9, e0, 1, 1, r1, 0) X(d9, e1, 1, 1, r1, 0)                       \
+	X(d9, e4, 1, 1, r1, 0) X(d9, e5, 1, 1, r1, 0)                   \
+	X(d9, fa, 1, 1, r1, 0) X(d9, fc, 1, 1, r1, 0)                       \
+	X(d9, e8, 0, 1, push, 0) X(d9, e9, 0, 1, push, 0)                   \
+	X(d9, ea, 0, 1, push, 0) X(d9, eb, 0, 1, push, 0)                   \
+	X(d9, ec, 0, 1, push, 0) X(d9, ed, 0, 1, push, 0)                   \
+	X(d9, ee, 0, 1, push, 0)
 
 #define X87_FAST_MEM(X)                                                          \
-	X(d8, 00, 1, 1, op32, CC_1) X(d8, 08, 1, 1, op32, CC_1)                   \
-	X(d8, 10, 1, 1, op32, CC_ALL) X(d8, 18, 1, 0, op32, CC_ALL | POP1)        \
-	X(d8, 20, 1, 1, op32, CC_1) X(d8, 28, 1, 1, op32, CC_1)                   \
-	X(d8, 30, 1, 1, op32, CC_1) X(d8, 38, 1, 1, op32, CC_1)                   \
-	X(da, 00, 1, 1, op32, CC_1) X(da, 08, 1, 1, op32, CC_1)                   \
-	X(da, 10, 1, 1, op32, CC_ALL) X(da, 18, 1, 0, op32, CC_ALL | POP1)        \
-	X(da, 20, 1, 1, op32, CC_1) X(da, 28, 1, 1, op32, CC_1)                   \
-	X(da, 30, 1, 1, op32, CC_1) X(da, 38, 1, 1, op32, CC_1)                   \
-	X(dc, 00, 1, 1, op64, CC_1) X(dc, 08, 1, 1, op64, CC_1)                   \
-	X(dc, 10, 1, 1, op64, CC_ALL) X(dc, 18, 1, 0, op64, CC_ALL | POP1)        \
-	X(dc, 20, 1, 1, op64, CC_1) X(dc, 28, 1, 1, op64, CC_1)                   \
-	X(dc, 30, 1, 1, op64, CC_1) X(dc, 38, 1, 1, op64, CC_1)                   \
-	X(de, 00, 1, 1, op16, CC_1) X(de, 08, 1, 1, op16, CC_1)                   \
-	X(de, 10, 1, 1, op16, CC_ALL) X(de, 18, 1, 0, op16, CC_ALL | POP1)        \
-	X(de, 20, 1, 1, op16, CC_1) X(de, 28, 1, 1, op16, CC_1)                   \
-	X(de, 30, 1, 1, op16, CC_1) X(de, 38, 1, 1, op16, CC_1)                   \
-	X(d9, 00, 0, 1, ld32, CC_1) X(d9, 10, 1, 1, st32, CC_1)                   \
-	X(d9, 18, 1, 0, st32, CC_1 | POP1)                                        \
-	X(db, 00, 0, 1, ld32, CC_1) X(db, 08, 1, 0, st32, CC_1 | POP1)            \
-	X(db, 10, 1, 1, st32, CC_1) X(db, 18, 1, 0, st32, CC_1 | POP1)            \
-	X(db, 28, 0, 1, ld80, CC_1) X(db, 38, 1, 0, st80, CC_1 | POP1)            \
-	X(dd, 00, 0, 1, ld64, CC_1) X(dd, 08, 1, 0, st64, CC_1 | POP1)            \
-	X(dd, 10, 1, 1, st64, CC_1) X(dd, 18, 1, 0, st64, CC_1 | POP1)            \
-	X(df, 00, 0, 1, ld16, CC_1) X(df, 08, 1, 0, st16, CC_1 | POP1)            \
-	X(df, 10, 1, 1, st16, CC_1) X(df, 18, 1, 0, st16, CC_1 | POP1)            \
-	X(df, 28, 0, 1, ld64, CC_1) X(df, 38, 1, 0, st64, CC_1 | POP1)
+	X(d8, 00, 1, 1, op32, 0) X(d8, 08, 1, 1, op32, 0)                   \
+	X(d8, 10, 1, 1, op32, 0) X(d8, 18, 1, 0, op32, POP1)        \
+	X(d8, 20, 1, 1, op32, 0) X(d8, 28, 1, 1, op32, 0)                   \
+	X(d8, 30, 1, 1, op32, 0) X(d8, 38, 1, 1, op32, 0)                   \
+	X(da, 00, 1, 1, op32, 0) X(da, 08, 1, 1, op32, 0)                   \
+	X(da, 10, 1, 1, op32, 0) X(da, 18, 1, 0, op32, POP1)        \
+	X(da, 20, 1, 1, op32, 0) X(da, 28, 1, 1, op32, 0)                   \
+	X(da, 30, 1, 1, op32, 0) X(da, 38, 1, 1, op32, 0)                   \
+	X(dc, 00, 1, 1, op64, 0) X(dc, 08, 1, 1, op64, 0)                   \
+	X(dc, 10, 1, 1, op64, 0) X(dc, 18, 1, 0, op64, POP1)        \
+	X(dc, 20, 1, 1, op64, 0) X(dc, 28, 1, 1, op64, 0)                   \
+	X(dc, 30, 1, 1, op64, 0) X(dc, 38, 1, 1, op64, 0)                   \
+	X(de, 00, 1, 1, op16, 0) X(de, 08, 1, 1, op16, 0)                   \
+	X(de, 10, 1, 1, op16, 0) X(de, 18, 1, 0, op16, POP1)        \
+	X(de, 20, 1, 1, op16, 0) X(de, 28, 1, 1, op16, 0)                   \
+	X(de, 30, 1, 1, op16, 0) X(de, 38, 1, 1, op16, 0)                   \
+	X(d9, 00, 0, 1, ld32, 0) X(d9, 10, 1, 1, st32, 0)                   \
+	X(d9, 18, 1, 0, st32, POP1)                                        \
+	X(db, 00, 0, 1, ld32, 0) X(db, 08, 1, 0, st32, POP1)            \
+	X(db, 10, 1, 1, st32, 0) X(db, 18, 1, 0, st32, POP1)            \
+	X(db, 28, 0, 1, ld80, 0) X(db, 38, 1, 0, st80, POP1)            \
+	X(dd, 00, 0, 1, ld64, 0) X(dd, 08, 1, 0, st64, POP1)            \
+	X(dd, 10, 1, 1, st64, 0) X(dd, 18, 1, 0, st64, POP1)            \
+	X(df, 00, 0, 1, ld16, 0) X(df, 08, 1, 0, st16, POP1)            \
+	X(df, 10, 1, 1, st16, 0) X(df, 18, 1, 0, st16, POP1)            \
+	X(df, 28, 0, 1, ld64, 0) X(df, 38, 1, 0, st64, POP1)
 
 /* The exchange area of a fast stub. */
 struct x87_fast_io {
@@ -1095,33 +1101,60 @@ X87_FAST_ST(32, x87_h_st32)
 X87_FAST_ST(64, x87_h_st64)
 X87_FAST_ST(80, x87_h_st80)
 
-/* Whether this host's FCOMI family leaves C1 alone (AMD) rather than
- * clearing it (the SDM's "set to 0"): asked once of the host, with the
- * full-state stub of FUCOMI ST0, ST1 on a state with C1 set.  A property
- * of the host, so one cached answer serves every CPU instance. */
-static bool x87_fcomi_keeps_c1(void)
+/* Which condition codes the host's instruction (a fast-table form) writes,
+ * as aux bits 0-3: it runs twice through the full-state stub on the same
+ * plain operands, with C0-C3 all clear and all set; a code that comes out
+ * the same both times is written by the instruction, one that follows its
+ * input is kept.  The answer is a property of the host and the form, so it
+ * is cached once for every CPU instance (a race only computes it twice). */
+static unsigned x87_cc_probe(unsigned opc, unsigned m, bool is_mem)
 {
-	static int answer; /* 0 not asked, 1 keeps, 2 clears */
-	uint8_t img[X87_IMG_BYTES] __attribute__((aligned(16)));
-	struct x86_fpu f;
-	struct x86_insn probe;
+	static uint8_t cache[8][72]; /* 0x80 | bits, or 0 when not yet asked */
+	unsigned slot = is_mem ? 64 + ((m >> 3) & 7) : m - 0xc0;
+	uint8_t *c = &cache[opc & 7][slot];
+	uint16_t out[2];
 
-	if (answer)
-		return answer == 1;
-	memset(&f, 0, sizeof(f));
-	f.fcw = 0x37f;
-	f.fsw = 0x200;
-	f.top = 6;
-	f.tag_valid = 0xc0;
-	f.st[6] = 1.0L;
-	f.st[7] = 2.0L;
-	memset(&probe, 0, sizeof(probe));
-	probe.op = 0xdb;
-	probe.modrm = 0xe9;
-	x87_pack(&f, img, 0);
-	x87_stub(&probe)(img, NULL, 0);
-	answer = (get16(img + 4) & 0x200) ? 1 : 2;
-	return answer == 1;
+	if (*c)
+		return *c & 15;
+	for (unsigned run = 0; run < 2; run++) {
+		uint8_t img[X87_IMG_BYTES] __attribute__((aligned(16)));
+		uint8_t buf[16] __attribute__((aligned(16)));
+		struct x86_fpu f;
+		struct x86_insn probe;
+
+		memset(&f, 0, sizeof(f));
+		f.fcw = 0x37f;
+		f.fsw = run ? 0x4700 : 0;
+		f.top = 1;
+		f.tag_valid = 0xfe; /* ST0..ST6 valid, ST7 empty */
+		for (unsigned k = 0; k < 7; k++)
+			f.st[(1 + k) & 7] = 1.5L + k;
+		memset(buf, 0, sizeof(buf));
+		switch (opc) {
+		case 0xd8: case 0xd9: { float v = 1.25f; memcpy(buf, &v, 4); break; }
+		case 0xdc: case 0xdd: { double v = 1.25; memcpy(buf, &v, 8); break; }
+		case 0xda: case 0xdb: buf[0] = 3; break;
+		default: buf[0] = 3; break; /* m16int, m64int */
+		}
+		if (opc == 0xdb && ((m >> 3) & 7) == 5) {
+			long double v = 1.25L;
+			memcpy(buf, &v, 10);
+		}
+		memset(&probe, 0, sizeof(probe));
+		probe.op = (uint16_t)opc;
+		probe.modrm = (uint8_t)m;
+		probe.is_mem = is_mem;
+		x87_pack(&f, img, 0);
+		x87_stub(&probe)(img, buf, 0);
+		out[run] = get16(img + 4);
+	}
+	unsigned same = ~(unsigned)(out[0] ^ out[1]), bits = 0;
+	if (same & 0x100) bits |= 1;
+	if (same & 0x200) bits |= 2;
+	if (same & 0x400) bits |= 4;
+	if (same & 0x4000) bits |= 8;
+	*c = (uint8_t)(0x80 | bits);
+	return bits;
 }
 
 /* Picks the fast handler of i, if there is one: sets i->fn, i->imm (the
@@ -1134,10 +1167,12 @@ static bool x87_select_fast(struct x86_insn *i, unsigned opc)
 		key = opc << 8 | (m & 0x38);
 		switch (key) {
 #define X87_FAST_CASE_MEM(o, m, nin, nout, kind, aux_) \
-		case 0x##o##m: i->fn = x87_f_##kind; i->imm = (uintptr_t)x87f_##o##_##m; i->aux = (aux_); return true;
+		case 0x##o##m: i->fn = x87_f_##kind; i->imm = (uintptr_t)x87f_##o##_##m; i->aux = (aux_); break;
 		X87_FAST_MEM(X87_FAST_CASE_MEM)
 		default: return false;
 		}
+		i->aux |= (uint8_t)x87_cc_probe(opc, m & 0x38, true);
+		return true;
 	}
 	/* Forms with an ST(i) operand: the stub has i normalised to 1 (or 0). */
 	bool indexed = opc == 0xd8 || ((opc == 0xdc || opc == 0xde) && g != 2 && g != 3) ||
@@ -1154,8 +1189,7 @@ static bool x87_select_fast(struct x86_insn *i, unsigned opc)
 	X87_FAST_REG(X87_FAST_CASE_REG)
 	default: return false;
 	}
-	if ((i->aux & EFL) && x87_fcomi_keeps_c1())
-		i->aux &= (uint8_t)~CC_1;
+	i->aux |= (uint8_t)x87_cc_probe(opc, m, false);
 	return true;
 }
 
