@@ -1106,16 +1106,18 @@ X87_FAST_ST(80, x87_h_st80)
  * plain operands, with C0-C3 all clear and all set; a code that comes out
  * the same both times is written by the instruction, one that follows its
  * input is kept.  The answer is a property of the host and the form, so it
- * is cached once for every CPU instance (a race only computes it twice). */
+ * is cached once for every CPU instance (two threads racing both compute
+ * the same answer). */
 static unsigned x87_cc_probe(unsigned opc, unsigned m, bool is_mem)
 {
 	static uint8_t cache[8][72]; /* 0x80 | bits, or 0 when not yet asked */
 	unsigned slot = is_mem ? 64 + ((m >> 3) & 7) : m - 0xc0;
 	uint8_t *c = &cache[opc & 7][slot];
 	uint16_t out[2];
+	uint8_t known = __atomic_load_n(c, __ATOMIC_RELAXED);
 
-	if (*c)
-		return *c & 15;
+	if (known)
+		return known & 15;
 	for (unsigned run = 0; run < 2; run++) {
 		uint8_t img[X87_IMG_BYTES] __attribute__((aligned(16)));
 		uint8_t buf[16] __attribute__((aligned(16)));
@@ -1153,7 +1155,7 @@ static unsigned x87_cc_probe(unsigned opc, unsigned m, bool is_mem)
 	if (same & 0x200) bits |= 2;
 	if (same & 0x400) bits |= 4;
 	if (same & 0x4000) bits |= 8;
-	*c = (uint8_t)(0x80 | bits);
+	__atomic_store_n(c, (uint8_t)(0x80 | bits), __ATOMIC_RELAXED);
 	return bits;
 }
 
