@@ -257,10 +257,18 @@ static inline void x87_unpack(struct x86_fpu *f, const uint8_t *img, uint16_t pe
 		x87_set_reg10(f, (top + k) & 7, img + 28 + 10 * k);
 }
 
+/* A user program starts as Linux starts a process: in the FNINIT state.  A
+ * machine starts in the power-up state (SDM vol. 3, table 9-1): FCW 0040,
+ * FSW 0, every register +0.0 and tagged non-empty (tag word 5555). */
 void x86_fpu_reset(struct x86_cpu *cpu)
 {
 	memset(&cpu->fpu, 0, sizeof(cpu->fpu));
-	cpu->fpu.fcw = 0x37f;
+	if (cpu->user_mode) {
+		cpu->fpu.fcw = 0x37f;
+	} else {
+		cpu->fpu.fcw = 0x40;
+		cpu->fpu.tag_valid = 0xff;
+	}
 }
 
 void x86_fpu_to_fxsave(const struct x86_cpu *cpu, struct x86_fxsave *fx)
