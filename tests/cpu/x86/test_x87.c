@@ -798,6 +798,50 @@ static void test_real_mode_env(void)
 	free(t.mem);
 }
 
+/* With CR0.NE clear a pending unmasked exception raises no #MF (the
+ * legacy FERR# path is not modelled; execution goes on as with IGNNE#):
+ * the flags stay pending and later instructions still compute, and the
+ * host never sees the pending exception (no SIGFPE). */
+static void test_ne_clear(void)
+{
+	struct ct t;
+	struct x86_cpu_config cfg = { .user_mode = false, .max_block_insns = 0 };
+	t.mem = calloc(1, CT_MEM_SIZE);
+	t.cpu = x86_cpu_new(&ct_mem_ops, &t, &cfg);
+	CHECK(t.mem && t.cpu);
+	if (!t.mem || !t.cpu)
+		return;
+	x86_get_state(t.cpu, &t.st);
+	t.st.cr0 = 0x10; /* ET; NE clear */
+	for (unsigned s = 0; s < 6; s++) {
+		t.st.seg[s].base = s == X86_CS ? 0 : CT_DATA;
+		t.st.seg[s].limit = 0xffff;
+		t.st.seg[s].attr = s == X86_CS ? 0x9b : 0x93;
+	}
+	t.st.efer = 0;
+	/* fninit; fldcw [bx] (ZE unmasked); fld1; fldz; fdivp (ZE pending);
+	 * fld1; fadd st0, st0; fst dword [bx+4]; fwait; hlt */
+	static const uint8_t code[] = { 0xdb, 0xe3, 0xd9, 0x2f, 0xd9, 0xe8, 0xd9, 0xee, 0xde, 0xf9,
+		0xd9, 0xe8, 0xd8, 0xc0, 0xd9, 0x57, 0x04, 0x9b, 0xf4 };
+	memcpy(t.mem + (CT_CODE - CT_BASE), code, sizeof(code));
+	x86_invalidate_code(t.cpu, CT_CODE, sizeof(code));
+	uint8_t *d = t.mem + (CT_DATA - CT_BASE);
+	uint16_t cw = 0x37b;
+	memcpy(d, &cw, 2);
+	t.st.rip = CT_CODE;
+	t.st.gpr[X86_RBX] = 0;
+	x86_set_state(t.cpu, &t.st);
+	x86_run(t.cpu, 1000, &t.exit);
+	x86_get_state(t.cpu, &t.st);
+	CHECK(t.exit.reason == X86_EXIT_HLT);
+	float two = 2.0f;
+	CHECK(memcmp(d + 4, &two, 4) == 0);
+	CHECK_EQ_U64(t.st.fx.fsw & 0xc0ff, 0x8084); /* ZE pending: ES, B */
+	CHECK_EQ_U64(top_of(&t), 5); /* the unmasked FDIVP did not pop */
+	x86_cpu_free(t.cpu);
+	free(t.mem);
+}
+
 int main(void)
 {
 	test_constants_and_arith();
@@ -809,5 +853,6 @@ int main(void)
 	test_differential();
 	test_env_native();
 	test_real_mode_env();
+	test_ne_clear();
 	TEST_MAIN_END();
 }
