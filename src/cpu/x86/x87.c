@@ -1031,8 +1031,10 @@ X86_HANDLER(x87_f_push)
 		x87_read_operand(cpu, i, buf, bits / 8);                   \
 		x87_fast_io_init(cpu, &io);                                \
 		x87_fast_run(i, &io, buf);                                 \
-		if (unlikely(!x87_fast_fsw(cpu, i, &io, &fsw)))            \
-			return slow(cpu, i);                               \
+		if (unlikely(!x87_fast_fsw(cpu, i, &io, &fsw))) {          \
+			x87_load_op(cpu, i, buf, 0); /* no second read */  \
+			return i + 1;                                      \
+		}                                                          \
 		f->fsw = fsw;                                              \
 		x87_push(f, io.out[0]);                                    \
 		x87_set_ip(cpu, i);                                        \
@@ -1055,8 +1057,10 @@ X86_HANDLER(x87_f_push)
 		x87_fast_io_init(cpu, &io);                                \
 		x87_get_reg10(f, f->top, io.in[0]);                        \
 		x87_fast_run(i, &io, buf);                                 \
-		if (unlikely(!x87_fast_fsw(cpu, i, &io, &fsw)))            \
-			return slow(cpu, i);                               \
+		if (unlikely(!x87_fast_fsw(cpu, i, &io, &fsw))) {          \
+			x87_load_op(cpu, i, buf, 0); /* no second read */  \
+			return i + 1;                                      \
+		}                                                          \
 		f->fsw = fsw;                                              \
 		if (i->aux & POP1)                                         \
 			x87_pop(f);                                        \
