@@ -393,6 +393,7 @@ static void *vcpu_thread(void *p)
 	struct vm *vm = a->vm;
 	unsigned idx = a->idx;
 	struct vcpu *v = vm->vcpu[idx];
+	unsigned long slices = 0;
 	sigset_t all;
 
 	sigfillset(&all);
@@ -410,6 +411,12 @@ static void *vcpu_thread(void *p)
 
 		struct vcpu_exit ex;
 		vcpu_run(v, SLICE_INSNS, &ex);
+		if (log_get_level() >= LOG_INFO && (++slices & 255) == 0) {
+			struct x86_state st;
+			vcpu_get_state(v, &st);
+			log_info("vCPU %u: %llu instructions, rip 0x%llx", idx,
+				 (unsigned long long)vcpu_icount(v), (unsigned long long)st.rip);
+		}
 		if (ex.reason == VCPU_EXIT_HLT) {
 			struct x86_state st;
 			vcpu_get_state(v, &st);

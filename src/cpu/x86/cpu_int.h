@@ -133,7 +133,7 @@ struct x86_tlb_entry {
 };
 
 #define X86_TLB_INVALID 2ull /* matches no page | mmu_idx */
-#define X86_TLB_BITS 8
+#define X86_TLB_BITS 10
 #define X86_TLB_SIZE (1u << X86_TLB_BITS)
 
 struct x86_block;
