@@ -20,6 +20,7 @@
 
 void x86_update_mode(struct x86_cpu *cpu)
 {
+	cpu->chain_gen++;
 	bool pe = cpu->cr0 & X86_CR0_PE;
 	cpu->code64 = (cpu->efer & X86_EFER_LMA) && (cpu->seg[X86_CS].attr & X86_SEG_L);
 	cpu->cpl = pe ? (cpu->seg[X86_CS].attr >> 5) & 3 : 0;
