@@ -50,6 +50,29 @@ def main():
         expect("Linux version 6.", 120)
         send("echo $((123456789 * 3)) > /tmp/x; cat /tmp/x")
         expect("370370367", 120)
+        # time: the guest's clock follows the host's, and sleep 1 sleeps
+        # about a second
+        send("echo T0=$(date +%s); sleep 1; echo T1=$(date +%s)")
+        expect("T1=", 120)
+        import re
+        t0 = int(re.search(rb"T0=(\d+)", out).group(1))
+        t1 = int(re.search(rb"T1=(\d+)", out).group(1))
+        if not (1 <= t1 - t0 <= 3):
+            raise SystemExit("shell_linux: sleep 1 took %d s of guest time" % (t1 - t0))
+        if abs(t0 - time.time()) > 30:
+            raise SystemExit("shell_linux: guest date %d is far from the host's %d" % (t0, time.time()))
+        # an idle guest (the shell waiting for input) costs almost no host CPU
+        def cpu_seconds():
+            with open("/proc/%d/stat" % proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        time.sleep(2)
+        c0 = cpu_seconds()
+        time.sleep(3)
+        idle = cpu_seconds() - c0
+        print("shell_linux: %.2f s of host CPU while the guest idled for 3 s" % idle)
+        if idle > 1.5:
+            raise SystemExit("shell_linux: the idle guest used %.2f s of host CPU in 3 s" % idle)
         send("poweroff -f")
         status = proc.wait(timeout=120)
     finally:
