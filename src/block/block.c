@@ -255,6 +255,7 @@ static int blk_open_depth(const char *path, const struct blk_open_opts *o,
 	b->open_chain = NULL;
 	if (ret < 0) {
 		blk_err_set(err, err_len, "%s", b->err);
+		b->drv->close(b);
 		b->drv = NULL;
 		blk_close(b);
 		return ret;

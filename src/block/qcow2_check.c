@@ -90,6 +90,7 @@ static int check_l2(struct check *c, uint64_t l2off, bool active)
 		return 0;
 	}
 	uint64_t *l2 = (uint64_t *)c->l2buf;
+	c->next_contig = 0; /* contiguity is counted within one table */
 	for (uint64_t i = 0; i < s->l2_entries; i++) {
 		uint64_t e = qcow2_l2_get(s, l2, i);
 		if (e & QCOW_OFLAG_COMPRESSED) {
@@ -107,7 +108,6 @@ static int check_l2(struct check *c, uint64_t l2off, bool active)
 				c->res->allocated_clusters++;
 				c->res->compressed_clusters++;
 				c->res->fragmented_clusters++;
-				c->next_contig = 0;
 			}
 			inc(c, h, end - h);
 			continue;
