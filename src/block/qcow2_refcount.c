@@ -547,6 +547,10 @@ int qcow2_update_refcount(struct qcow2 *s, uint64_t off, uint64_t len,
 		if (nv == 0) {
 			if (c < s->free_cluster_index)
 				s->free_cluster_index = c;
+			/* never append compressed data to a cluster that may
+			 * be handed out whole from now on */
+			if ((s->free_byte_offset >> s->cluster_bits) == c)
+				s->free_byte_offset = 0;
 			qcow2_cache_discard(&s->l2c, c << s->cluster_bits);
 		}
 	}

@@ -18,7 +18,7 @@
  *     check | check-leaks | check-all   print qemu-img-like lines; the
  *                        exit status is qemu-img check's
  *     info | map | backing FILE FMT | empty
- *     sleep MS
+ *     sleep MS | mark N (prints "mark N" at once)
  * Sizes take k/M/G suffixes.  Exits 1 with the block layer's message on
  * failure.
  */
@@ -205,6 +205,9 @@ int main(int argc, char **argv)
 						      *fmt ? fmt : NULL);
 		} else if (!strcmp(op, "empty")) {
 			ret = blk_make_empty(b);
+		} else if (!strcmp(op, "mark")) {
+			printf("mark %s\n", ARG());
+			fflush(stdout);
 		} else if (!strcmp(op, "sleep")) {
 			struct timespec ts = { 0, (long)num(ARG()) * 1000000 };
 			nanosleep(&ts, NULL);
