@@ -54,14 +54,14 @@ static void inc(struct check *c, uint64_t off, uint64_t len)
 	uint64_t first = off >> s->cluster_bits;
 	uint64_t last = (off + len - 1) >> s->cluster_bits;
 	for (uint64_t k = first; k <= last; k++) {
+		if (k >= c->file_clusters) {
+			say(c, "ERROR: cluster %llu lies past the end of the "
+			       "image file",
+			    (unsigned long long)k);
+			c->res->corruptions++;
+			return;
+		}
 		if (k >= c->nb) {
-			if (k >= MAX_CHECK_CLUSTERS) {
-				say(c, "ERROR: cluster %llu is far past the end "
-				       "of the image",
-				    (unsigned long long)k);
-				c->res->corruptions++;
-				return;
-			}
 			uint64_t nn = MAX(k + 1, c->nb * 2);
 			uint64_t *p = realloc(c->refs, nn * 8);
 			if (!p) {
