@@ -16,7 +16,9 @@
 #include "core/core.h"
 
 /* Messages are truncated on purpose where they would not fit. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 static const char qcow2_magic[4] = { 'Q', 'F', 'I', (char)0xfb };
 

@@ -479,9 +479,32 @@ static int qcow2_preadv(struct blk *b, uint64_t off, const struct iovec *iov,
 	uint8_t *buf = linearize(iov, iovcnt, len, false);
 	if (!buf)
 		return -ENOMEM;
-	lock(s);
-	int ret = qcow2_read_locked(s, off, buf, len);
-	unlock(s);
+	int ret = 0;
+	uint8_t *p = buf;
+	uint64_t left = len;
+	/* Data reads run without the lock so that requests proceed in
+	 * parallel; the mapping is looked up under it.  Clusters freed by a
+	 * concurrent discard are only reused after a flush (s->pending). */
+	while (left && !ret) {
+		struct qc_extent ext = { .len = 0 };
+		lock(s);
+		ret = get_extent(s, off, left, &ext);
+		if (!ret && ext.type != QC_NORMAL)
+			ret = qcow2_read_locked(s, off, p, ext.len);
+		unlock(s);
+		if (!ret && ext.type == QC_NORMAL) {
+			ssize_t r = blk_file_pread(b->fd, p, ext.len, ext.host);
+			if (r < 0)
+				ret = blk_fail(b, (int)r, "read at 0x%llx: %s",
+					       (unsigned long long)ext.host,
+					       strerror((int)-r));
+			else if ((uint64_t)r < ext.len)
+				memset(p + r, 0, ext.len - (uint64_t)r);
+		}
+		off += ext.len;
+		p += ext.len;
+		left -= ext.len;
+	}
 	if (iovcnt > 1) {
 		uint64_t o = 0;
 		for (int i = 0; i < iovcnt; i++) {

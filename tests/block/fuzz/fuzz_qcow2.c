@@ -10,7 +10,9 @@
  *   build-test/tests/block/fuzz/fuzz-qcow2 -max_total_time=3600 -jobs=2 \
  *       -max_len=1048576 /tmp/qcow2-corpus tests/block/fuzz/corpus
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
