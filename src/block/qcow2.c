@@ -693,6 +693,58 @@ static int write_cluster(struct qcow2 *s, uint64_t gcl, uint64_t o,
 		return -ENOMEM;
 	uint64_t goff = gcl << s->cluster_bits;
 	uint64_t glen = MIN(s->cluster_size, s->b->size - goff);
+	/* the old content reads as zeros: a fresh cluster past everything
+	 * ever written needs only the new bytes (the rest is a hole) */
+	bool old_zero = !ok && !s->ext_l2 && !(e & QCOW_OFLAG_COMPRESSED) &&
+			!host && (zero_flag || !s->b->backing);
+	if (old_zero) {
+		uint64_t prev_end = s->alloc_end;
+		int64_t a = qcow2_alloc_clusters(s, 1);
+		if (a < 0) {
+			ret = (int)a;
+			goto out;
+		}
+		if ((uint64_t)a >= prev_end) {
+			ret = get_l2_for_write(s, gcl, &l2);
+			if (!ret)
+				ret = check_overlap(s, (uint64_t)a, s->cluster_size);
+			if (!ret)
+				ret = blk_file_pwrite(s->b->fd, data, n,
+						      (uint64_t)a + o);
+			if (ret < 0) {
+				blk_fail(s->b, ret, "write at 0x%llx: %s",
+					 (unsigned long long)a, strerror(-ret));
+				goto out;
+			}
+			qcow2_l2_set(s, l2, i, (uint64_t)a | QCOW_OFLAG_COPIED,
+				     full_bitmap());
+			qcow2_cache_mark_dirty(&s->l2c, l2);
+			s->l2_dep_data = true;
+			ret = qcow2_free_l2_entry(s, e);
+			goto out;
+		}
+		/* a reused cluster: write it whole */
+		memset(cl, 0, s->cluster_size);
+		memcpy(cl + o, data, n);
+		ret = get_l2_for_write(s, gcl, &l2);
+		if (ret < 0)
+			goto out;
+		ret = check_overlap(s, (uint64_t)a, s->cluster_size);
+		if (!ret)
+			ret = blk_file_pwrite(s->b->fd, cl, s->cluster_size,
+					      (uint64_t)a);
+		if (ret < 0) {
+			blk_fail(s->b, ret, "write at 0x%llx: %s",
+				 (unsigned long long)a, strerror(-ret));
+			goto out;
+		}
+		qcow2_l2_set(s, l2, i, (uint64_t)a | QCOW_OFLAG_COPIED,
+			     full_bitmap());
+		qcow2_cache_mark_dirty(&s->l2c, l2);
+		s->l2_dep_data = true;
+		ret = qcow2_free_l2_entry(s, e);
+		goto out;
+	}
 	if (o != 0 || n < glen) {
 		ret = qcow2_read_locked(s, goff, cl, glen);
 		if (ret < 0)
