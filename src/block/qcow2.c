@@ -104,15 +104,10 @@ int qcow2_write_header(struct qcow2 *s)
 			goto out;
 		pos = np;
 	}
-	for (unsigned i = 0; i < s->nb_exts; i++) {
-		np = put_ext(buf, pos, cap, s->exts[i].type, s->exts[i].data,
-			     s->exts[i].len);
-		if (!np)
-			goto out;
-		pos = np;
-	}
 	size_t blen = s->backing_file ? strlen(s->backing_file) : 0;
-	if (h->version >= 3) {
+	/* qemu-img 7.2 writes the feature name table only for clusters of
+	 * more than 4 KiB (observed); it is optional */
+	if (h->version >= 3 && cap > 4096) {
 		uint8_t ft[8 * 48] = { 0 };
 		unsigned n = 0;
 		for (unsigned t = 0; t < 3; t++)
@@ -126,8 +121,15 @@ int qcow2_write_header(struct qcow2 *s)
 				}
 		/* optional: left out where cluster 0 is too small */
 		np = put_ext(buf, pos, cap, QCOW2_EXT_FEATURES, ft, n * 48);
-		if (np && np + 8 + blen <= cap)
+		if (np)
 			pos = np;
+	}
+	for (unsigned i = 0; i < s->nb_exts; i++) {
+		np = put_ext(buf, pos, cap, s->exts[i].type, s->exts[i].data,
+			     s->exts[i].len);
+		if (!np)
+			goto out;
+		pos = np;
 	}
 	if (pos + 8 + blen > cap)
 		goto out;
@@ -1199,6 +1201,7 @@ int qcow2_grow_l1(struct qcow2 *s, uint64_t min_size)
 				QCOW2_MAX_L1_BYTES >> 20);
 	uint64_t bytes = ALIGN_UP(min_size * 8, s->cluster_size);
 	uint64_t *nt = calloc(1, bytes);
+	uint64_t used = min_size * 8; /* written; the rest of the cluster is not */
 	if (!nt)
 		return -ENOMEM;
 	int64_t a = qcow2_alloc_clusters(s, bytes >> s->cluster_bits);
@@ -1209,7 +1212,7 @@ int qcow2_grow_l1(struct qcow2 *s, uint64_t min_size)
 		nt[i] = htobe64(s->l1[i]);
 	ret = qcow2_flush_refcounts(s);
 	if (!ret)
-		ret = blk_file_pwrite(s->b->fd, nt, bytes, (uint64_t)a);
+		ret = blk_file_pwrite(s->b->fd, nt, used, (uint64_t)a);
 	if (!ret)
 		ret = blk_file_sync(s->b);
 	if (ret < 0) {
