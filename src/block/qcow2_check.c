@@ -154,6 +154,78 @@ static int check_l1(struct check *c, const uint64_t *l1, uint64_t l1_size,
 	return 0;
 }
 
+/* Persistent dirty bitmaps (only when the autoclear bit says they are
+ * consistent, as QEMU): the directory, each bitmap table and its data
+ * clusters. */
+static void count_bitmaps(struct check *c)
+{
+	struct qcow2 *s = c->s;
+	if (!(s->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
+		return;
+	const struct qcow2_ext *x = NULL;
+	for (unsigned i = 0; i < s->nb_exts; i++)
+		if (s->exts[i].type == QCOW2_EXT_BITMAPS && s->exts[i].len >= 24)
+			x = &s->exts[i];
+	if (!x)
+		return;
+	uint32_t nb;
+	uint64_t dsize, doff;
+	memcpy(&nb, x->data, 4);
+	memcpy(&dsize, x->data + 8, 8);
+	memcpy(&doff, x->data + 16, 8);
+	nb = be32toh(nb);
+	dsize = be64toh(dsize);
+	doff = be64toh(doff);
+	if (dsize > (64u << 20) || nb > 65535 || (doff & (s->cluster_size - 1))) {
+		say(c, "ERROR: the bitmap directory (0x%llx, %llu bytes) is "
+		       "invalid",
+		    (unsigned long long)doff, (unsigned long long)dsize);
+		c->res->corruptions++;
+		return;
+	}
+	uint8_t *dir = malloc(dsize ? dsize : 1);
+	if (!dir || (uint64_t)blk_file_pread(s->b->fd, dir, dsize, doff) != dsize) {
+		free(dir);
+		c->res->check_errors++;
+		return;
+	}
+	inc(c, doff, dsize);
+	uint64_t pos = 0;
+	for (uint32_t i = 0; i < nb && pos + 24 <= dsize; i++) {
+		uint64_t toff;
+		uint32_t tsize, extra;
+		uint16_t nlen;
+		memcpy(&toff, dir + pos, 8);
+		memcpy(&tsize, dir + pos + 8, 4);
+		memcpy(&nlen, dir + pos + 18, 2);
+		memcpy(&extra, dir + pos + 20, 4);
+		toff = be64toh(toff);
+		tsize = be32toh(tsize);
+		nlen = be16toh(nlen);
+		extra = be32toh(extra);
+		uint64_t tbytes = (uint64_t)tsize * 8;
+		if ((toff & (s->cluster_size - 1)) || tbytes > (64u << 20)) {
+			c->res->corruptions++;
+			break;
+		}
+		uint64_t *t = malloc(tbytes ? tbytes : 8);
+		if (t && (uint64_t)blk_file_pread(s->b->fd, t, tbytes, toff) ==
+				 tbytes) {
+			inc(c, toff, tbytes);
+			for (uint32_t k = 0; k < tsize; k++) {
+				uint64_t e = be64toh(t[k]) & L2E_OFFSET_MASK;
+				if (e)
+					inc(c, e, s->cluster_size);
+			}
+		} else {
+			c->res->check_errors++;
+		}
+		free(t);
+		pos += ALIGN_UP(24 + (uint64_t)extra + nlen, 8);
+	}
+	free(dir);
+}
+
 static int count_refs(struct check *c)
 {
 	struct qcow2 *s = c->s;
@@ -183,6 +255,7 @@ static int count_refs(struct check *c)
 		free(l1);
 	}
 	inc(c, s->snapshots_offset, s->snapshots_size);
+	count_bitmaps(c);
 	inc(c, s->reftable_offset, (uint64_t)s->reftable_clusters * s->cluster_size);
 	for (uint64_t i = 0; i < s->reftable_entries; i++) {
 		uint64_t r = s->reftable[i] & REFT_OFFSET_MASK;

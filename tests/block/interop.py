@@ -421,6 +421,38 @@ def test_theirs():
     check("three" in p.stdout and "one" not in p.stdout.split("ID", 1)[1]
           .replace("three", ""), "snapshot list after ours: " + p.stdout)
     print("ok theirs snapshots", flush=True)
+    # an unknown header extension survives a header rewrite by us
+    img = path("t-ext.qcow2")
+    run("qemu-img", "create", "-f", "qcow2", img, "4M")
+    with open(img, "r+b") as f:
+        c0 = bytearray(f.read(65536))
+        hl = struct.unpack(">I", c0[100:104])[0]
+        ext = struct.pack(">II", 0x12345678, 5) + b"hello\0\0\0"
+        c0[hl:hl] = ext
+        f.seek(0)
+        f.write(bytes(c0[:65536]))
+    base = path("t-ext-base.raw")
+    with open(base, "wb") as f:
+        f.truncate(4 << 20)
+    run(BLKIO, img, "backing", "t-ext-base.raw", "raw", "w", "0", "4096", "3")
+    with open(img, "rb") as f:
+        c0 = f.read(65536)
+    check(ext in c0, "unknown header extension lost on rewrite")
+    info = json.loads(run("qemu-img", "info", "--output=json", img).stdout)
+    check(info.get("backing-filename") == "t-ext-base.raw" and
+          info.get("backing-filename-format") == "raw",
+          "rewritten header: qemu-img info says %s" % info)
+    check(qemu_check(img)[0] == 0, "rewritten header: qemu-img check")
+    print("ok theirs unknown extension kept", flush=True)
+    # persistent dirty bitmaps: their clusters are counted by check
+    img = path("t-bitmap.qcow2")
+    run("qemu-img", "create", "-f", "qcow2", img, "64M")
+    run("qemu-img", "bitmap", "--add", img, "b0")
+    qemu_io(img, "write -P 0x21 0 8M", "write -P 0x22 40M 1M")
+    run("qemu-img", "bitmap", "--add", img, "b1")
+    compare_read(img, "bitmaps")
+    compare_check(img, "bitmaps")
+    print("ok theirs bitmaps", flush=True)
     # lazy refcounts left dirty by killing a qemu-io writer
     img = path("t-dirty.qcow2")
     run("qemu-img", "create", "-f", "qcow2", "-o", "lazy_refcounts=on", img,
