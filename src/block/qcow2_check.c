@@ -55,9 +55,10 @@ static void inc(struct check *c, uint64_t off, uint64_t len)
 	uint64_t last = (off + len - 1) >> s->cluster_bits;
 	for (uint64_t k = first; k <= last; k++) {
 		if (k >= c->file_clusters) {
-			say(c, "ERROR: cluster %llu lies past the end of the "
-			       "image file",
-			    (unsigned long long)k);
+			say(c, "ERROR: counting reference for region exceeding "
+			       "the end of the file by one cluster or more: "
+			       "offset 0x%llx size 0x%llx",
+			    (unsigned long long)off, (unsigned long long)len);
 			c->res->corruptions++;
 			return;
 		}
@@ -116,11 +117,12 @@ static int check_l2(struct check *c, uint64_t l2off, bool active)
 		if (!h)
 			continue;
 		if (h & (s->cluster_size - 1)) {
-			say(c, "ERROR offset=%llx: Cluster is not properly "
-			       "aligned; L2 entry corrupted",
+			/* counted anyway, over the clusters it touches, as
+			 * qemu-img does */
+			say(c, "ERROR offset=%llx: Data cluster is not properly "
+			       "aligned; L2 entry corrupted.",
 			    (unsigned long long)h);
 			c->res->corruptions++;
-			continue;
 		}
 		if (active) {
 			c->res->allocated_clusters++;
