@@ -918,38 +918,50 @@ static int qcow2_pwrite_compressed(struct blk *b, uint64_t off,
 	int ret = -ENOMEM;
 	if (!in || !out)
 		goto out_free;
-	lock(s);
-	ret = prepare_write(s);
+	ret = 0;
 	while (!ret && len) {
 		size_t n = MIN(len, (size_t)s->cluster_size);
 		memset(in, 0, s->cluster_size);
 		memcpy(in, buf, n);
 		size_t clen;
-		if (compress_cluster(s, in, out, s->cluster_size - 1, &clen) < 0) {
+		/* compression runs without the lock: parallel callers
+		 * compress in parallel */
+		bool small = compress_cluster(s, in, out, s->cluster_size - 1,
+					      &clen) == 0;
+		lock(s);
+		ret = prepare_write(s);
+		if (ret < 0) {
+			unlock(s);
+			break;
+		}
+		if (!small) {
 			ret = qcow2_write_locked(s, off, buf, n);
-		} else {
-			uint64_t gcl = off >> s->cluster_bits;
-			uint64_t *l2;
-			ret = get_l2_for_write(s, gcl, &l2);
-			if (ret < 0)
-				break;
-			int64_t a = qcow2_alloc_bytes(s, clen);
-			if (a < 0) {
+			unlock(s);
+			off += n;
+			buf = (const uint8_t *)buf + n;
+			len -= n;
+			continue;
+		}
+		uint64_t gcl = off >> s->cluster_bits;
+		uint64_t *l2;
+		ret = get_l2_for_write(s, gcl, &l2);
+		int64_t a = 0;
+		if (!ret) {
+			a = qcow2_alloc_bytes(s, clen);
+			if (a < 0)
 				ret = (int)a;
-				break;
-			}
+		}
+		if (!ret)
 			ret = check_overlap(s, (uint64_t)a, clen);
-			if (!ret)
-				ret = blk_file_pwrite(b->fd, out, clen,
-						      (uint64_t)a);
-			if (ret < 0) {
+		if (!ret) {
+			ret = blk_file_pwrite(b->fd, out, clen, (uint64_t)a);
+			if (ret < 0)
 				blk_fail(b, ret, "write at 0x%llx: %s",
 					 (unsigned long long)a, strerror(-ret));
-				break;
-			}
+		}
+		if (!ret)
 			ret = get_l2_for_write(s, gcl, &l2);
-			if (ret < 0)
-				break;
+		if (!ret) {
 			uint64_t i = gcl & (s->l2_entries - 1);
 			unsigned x = 62 - (s->cluster_bits - 8);
 			uint64_t nsect = (((uint64_t)a + clen - 1) >> 9) -
@@ -963,11 +975,11 @@ static int qcow2_pwrite_compressed(struct blk *b, uint64_t off,
 			s->l2_dep_data = true;
 			ret = qcow2_free_l2_entry(s, old);
 		}
+		unlock(s);
 		off += n;
 		buf = (const uint8_t *)buf + n;
 		len -= n;
 	}
-	unlock(s);
 out_free:
 	free(in);
 	free(out);

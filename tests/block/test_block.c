@@ -378,6 +378,33 @@ static void test_compressed(void)
 	struct blk_check_result r;
 	CHECK(blk_check(b, BLK_REPAIR_NONE, NULL, NULL, &r) == 0);
 	CHECK(r.compressed_clusters == 2 && r.corruptions == 0 && r.leaks == 0);
+	/* compressed writes through a queue, compressed in parallel */
+	struct blk_queue *q = blk_queue_new(b, 8, 4, 0);
+	static uint8_t many[8][65536];
+	struct iovec iov[8];
+	struct qdone d = { 0, 0 };
+	for (int i = 0; i < 8; i++) {
+		for (size_t k = 0; k < 65536; k++)
+			many[i][k] = (uint8_t)(i + k / 3000);
+		iov[i].iov_base = many[i];
+		iov[i].iov_len = 65536;
+		struct blk_request rq = { .op = BLK_OP_WRITE_COMPRESSED,
+					  .off = (uint64_t)(2 + i) * 65536,
+					  .len = 65536, .iov = &iov[i],
+					  .iovcnt = 1, .done = done_cb,
+					  .opaque = &d };
+		CHECK(blk_queue_submit(q, &rq) == 0);
+	}
+	blk_queue_free(q);
+	CHECK(d.n == 8 && d.errors == 0);
+	bool same = true;
+	for (int i = 0; i < 8; i++) {
+		CHECK(blk_pread(b, (uint64_t)(2 + i) * 65536, got, 65536) == 0);
+		same &= !memcmp(got, many[i], 65536);
+	}
+	CHECK(same);
+	CHECK(blk_check(b, BLK_REPAIR_NONE, NULL, NULL, &r) == 0);
+	CHECK(r.compressed_clusters == 10 && r.corruptions == 0 && r.leaks == 0);
 	blk_close(b);
 }
 
