@@ -1371,14 +1371,43 @@ static int qcow2_resize(struct blk *b, uint64_t size, bool shrink,
 			ret = qcow2_flush_all(s);
 		if (!ret)
 			ret = write_size(s, size);
+		/* give the file back up to the last cluster still in use,
+		 * as qemu-img does */
+		uint64_t k = qcow2_size_to_clusters(s, qcow2_file_size(s));
+		while (!ret && k > 1) {
+			uint64_t rc;
+			ret = qcow2_get_refcount(s, k - 1, &rc);
+			if (ret < 0 || rc)
+				break;
+			k--;
+		}
+		if (!ret && (k << s->cluster_bits) < qcow2_file_size(s)) {
+			if (ftruncate(b->fd, (off_t)(k << s->cluster_bits)) < 0)
+				ret = blk_fail(b, -errno, "truncating the file: %s",
+					       strerror(errno));
+			s->alloc_end = k << s->cluster_bits;
+			s->free_cluster_index = MIN(s->free_cluster_index, k);
+		}
 		goto out;
 	}
 	ret = qcow2_grow_l1(s, l1_needed(s, size));
 	if (!ret)
 		ret = qcow2_flush_all(s);
 	uint64_t old = b->size;
+	/* bytes past the old end inside its last cluster may hold data from
+	 * before a shrink: they must read as zeros */
+	struct qc_extent tail = { .type = QC_UNALLOC };
+	uint64_t tail_len = MIN(size, ALIGN_UP(old, s->cluster_size)) - old;
+	if (!ret && tail_len)
+		ret = get_extent(s, old, tail_len, &tail);
 	if (!ret)
 		ret = write_size(s, size);
+	if (!ret && tail_len &&
+	    (tail.type == QC_NORMAL || tail.type == QC_COMPRESSED)) {
+		uint8_t *z = calloc(1, tail_len);
+		ret = z ? qcow2_write_locked(s, old, z, tail_len) : -ENOMEM;
+		free(z);
+	}
 	if (!ret && prealloc != BLK_PREALLOC_OFF && size > old)
 		ret = preallocate(s, old, size, prealloc);
 out:
