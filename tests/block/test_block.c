@@ -383,7 +383,7 @@ static void test_refcount_overflow(void)
 	CHECK(strstr(blk_last_error(b), "exceed 3") != NULL);
 	struct blk_check_result r;
 	CHECK(blk_check(b, BLK_REPAIR_NONE, NULL, NULL, &r) == 0);
-	CHECK(r.corruptions == 0 && r.check_errors == 0);
+	CHECK(r.corruptions == 0 && r.check_errors == 0 && r.leaks == 0);
 	blk_close(b);
 	b = open_img(p, BLK_OPEN_RDWR | BLK_OPEN_CHECK);
 	CHECK(blk_check(b, BLK_REPAIR_LEAKS, NULL, NULL, &r) == 0);
