@@ -1609,6 +1609,11 @@ static int qcow2_open(struct blk *b, const struct blk_open_opts *o)
 		return -ENOMEM;
 	b->opaque = s;
 	s->b = b;
+	/* metadata I/O is not block-aligned: qcow2 images are always read
+	 * and written buffered (BLK_OPEN_DIRECT only applies to raw) */
+	int fl = fcntl(b->fd, F_GETFL);
+	if (fl >= 0 && (fl & O_DIRECT))
+		fcntl(b->fd, F_SETFL, fl & ~O_DIRECT);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->idle, NULL);
 	struct qcow2_header h;
