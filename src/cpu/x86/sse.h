@@ -1,0 +1,101 @@
+/*
+ * Internal helpers of the SSE families (sse.c: SSE/SSE2/SSE3 in the 0F map;
+ * sse4.c: SSSE3/SSE4.1/SSE4.2 in the 0F 38 and 0F 3A maps).  Private to
+ * cpu/x86.
+ *
+ * MMX: this CPU does not implement MMX (CPUID.1:EDX bit 23 is clear), so
+ * every form of an SSE-family opcode that names an MM register is #UD.
+ *
+ * Floating point executes on the host's own SSE unit with the guest's MXCSR
+ * loaded (see x86_sse_fp()), which gives results, NaNs and exception flags
+ * exactly as the host hardware produces them.
+ */
+#ifndef MAQUINA_CPU_X86_SSE_H
+#define MAQUINA_CPU_X86_SSE_H
+
+#include "cpu/x86/handlers.h"
+
+/* Selector of the 0F 38 (map 2) and 0F 3A (map 3) opcodes, called by
+ * x86_select_sse(); same contract as x86_select_sse().  sse.c holds a weak
+ * default that returns false (#UD) until sse4.c provides it. */
+bool x86_select_sse4(struct x86_insn *i, unsigned map, unsigned opc, unsigned mpfx);
+
+/* MXCSR fields. */
+#define X86_MXCSR_IE 0x0001u
+#define X86_MXCSR_DE 0x0002u
+#define X86_MXCSR_ZE 0x0004u
+#define X86_MXCSR_OE 0x0008u
+#define X86_MXCSR_UE 0x0010u
+#define X86_MXCSR_PE 0x0020u
+#define X86_MXCSR_FLAGS 0x003fu
+#define X86_MXCSR_DAZ 0x0040u
+#define X86_MXCSR_MASKS 0x1f80u /* IM DM ZM OM UM PM (bits 7..12) */
+#define X86_MXCSR_FTZ 0x8000u
+
+#define X86_CR0_EM (1u << 2)
+#define X86_CR0_TS (1u << 3)
+#define X86_CR4_OSFXSR (1u << 9)
+#define X86_CR4_OSXMMEXCPT (1u << 10)
+
+/* The SSE availability check of every SSE handler: cheap when SSE is
+ * usable, x86_sse_check() (#UD / #NM) otherwise. */
+static inline void x86_sse_gate(struct x86_cpu *cpu)
+{
+	if (unlikely((cpu->cr0 & (X86_CR0_EM | X86_CR0_TS)) || !(cpu->cr4 & X86_CR4_OSFXSR)))
+		x86_sse_check(cpu);
+}
+
+/* The r/m operand of i as a 128-bit source: the register rm, or 16 bytes
+ * of memory at the effective address (aligned: #GP(0) when misaligned).
+ * Returns a pointer to the register or to *tmp. */
+static inline const x86_xmm *x86_sse_src(struct x86_cpu *cpu, const struct x86_insn *i,
+					 x86_xmm *tmp, bool aligned)
+{
+	if (!i->is_mem)
+		return &cpu->xmm[i->rm];
+	x86_read128(cpu, x86_ea(cpu, i), tmp, aligned);
+	return tmp;
+}
+
+/* Memory source of 8, 4, 2 or 1 bytes zero-extended into *tmp (register
+ * forms: the register).  For scalar operands. */
+static inline const x86_xmm *x86_sse_src_n(struct x86_cpu *cpu, const struct x86_insn *i,
+					   x86_xmm *tmp, unsigned size)
+{
+	if (!i->is_mem)
+		return &cpu->xmm[i->rm];
+	tmp->q[0] = x86_read(cpu, x86_ea(cpu, i), size);
+	tmp->q[1] = 0;
+	return tmp;
+}
+
+/* Host floating-point execution.  fn computes *r = op(*r, *s, imm) with host
+ * SSE instructions written as volatile asm (so they stay between the MXCSR
+ * loads).  x86_sse_fp() runs it with the guest's MXCSR (rounding, DAZ, FTZ)
+ * and merges the exception flags into cpu->mxcsr; an unmasked exception
+ * sets the flags the hardware sets and raises #XM (CR4.OSXMMEXCPT set) or
+ * #UD, before the caller commits *r.  r is a temporary of the caller. */
+typedef void (*x86_sse_fpfn)(x86_xmm *r, const x86_xmm *s, unsigned imm);
+
+void x86_sse_fp_slow(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r,
+		     const x86_xmm *s, unsigned imm);
+
+static inline __attribute__((always_inline)) void
+x86_sse_fp(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r, const x86_xmm *s, unsigned imm)
+{
+	uint32_t m = cpu->mxcsr, host, g, f;
+
+	if (unlikely((m & X86_MXCSR_MASKS) != X86_MXCSR_MASKS)) {
+		x86_sse_fp_slow(cpu, fn, r, s, imm);
+		return;
+	}
+	g = m & ~X86_MXCSR_FLAGS;
+	__asm__ volatile("stmxcsr %0" : "=m"(host));
+	__asm__ volatile("ldmxcsr %0" : : "m"(g));
+	fn(r, s, imm);
+	__asm__ volatile("stmxcsr %0" : "=m"(f));
+	__asm__ volatile("ldmxcsr %0" : : "m"(host));
+	cpu->mxcsr = m | (f & X86_MXCSR_FLAGS);
+}
+
+#endif
