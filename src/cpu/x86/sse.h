@@ -32,11 +32,6 @@ bool x86_select_sse4(struct x86_insn *i, unsigned map, unsigned opc, unsigned mp
 #define X86_MXCSR_MASKS 0x1f80u /* IM DM ZM OM UM PM (bits 7..12) */
 #define X86_MXCSR_FTZ 0x8000u
 
-#define X86_CR0_EM (1u << 2)
-#define X86_CR0_TS (1u << 3)
-#define X86_CR4_OSFXSR (1u << 9)
-#define X86_CR4_OSXMMEXCPT (1u << 10)
-
 /* The SSE availability check of every SSE handler: cheap when SSE is
  * usable, x86_sse_check() (#UD / #NM) otherwise. */
 static inline void x86_sse_gate(struct x86_cpu *cpu)
