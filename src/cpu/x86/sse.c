@@ -58,7 +58,9 @@ static uint32_t run_fp(uint32_t csr, x86_sse_fpfn fn, x86_xmm *r, const x86_xmm 
 	return f & X86_MXCSR_FLAGS;
 }
 
-/* Some exception is unmasked.  Intel SDM vol. 1, 11.5.1: the
+/* The control bits differ from the host's, or some exception is unmasked.
+ * With every exception masked: one run under the guest's control bits.
+ * Otherwise, Intel SDM vol. 1, 11.5.1: the
  * pre-computation exceptions (invalid, denormal, divide-by-zero) of all
  * elements are detected first; if any of them is unmasked, only those flags
  * are set and no result is written.  Otherwise the post-computation ones
@@ -66,10 +68,15 @@ static uint32_t run_fp(uint32_t csr, x86_sse_fpfn fn, x86_xmm *r, const x86_xmm 
  * a tiny result raises it even when exact, and FTZ does not apply; the
  * tininess is found by a second run with FTZ set (which flags every tiny
  * result). */
-void x86_sse_fp_slow(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r,
+void x86_sse_fp_full(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r,
 		     const x86_xmm *s, unsigned imm)
 {
 	uint32_t m = cpu->mxcsr;
+
+	if ((m & X86_MXCSR_MASKS) == X86_MXCSR_MASKS) {
+		cpu->mxcsr = m | run_fp(m & ~X86_MXCSR_FLAGS, fn, r, s, imm);
+		return;
+	}
 	uint32_t unmasked = (~m >> 7) & X86_MXCSR_FLAGS;
 	uint32_t csr = (m & ~X86_MXCSR_FLAGS) | X86_MXCSR_MASKS;
 	uint32_t pre, post, f;
@@ -295,14 +302,18 @@ CVTSI(cvtsi2ss64, "cvtsi2ssq", int64_t, 8)
 CVTSI(cvtsi2sd32, "cvtsi2sdl", int32_t, 4)
 CVTSI(cvtsi2sd64, "cvtsi2sdq", int64_t, 8)
 
-/* CVT(T)SS2SI / CVT(T)SD2SI: the integer comes back in r->q[0]. */
+/* CVT(T)SS2SI / CVT(T)SD2SI: the integer comes back in r->q[0].  (The
+ * explicit register-size modifiers also keep gcc's identical-code folding
+ * from merging the 32- and 64-bit functions.) */
+#define OPMOD_4 "k"
+#define OPMOD_8 "q"
 #define CVT2SI(name, text, type, msz, osz)                                      \
 	static void fp_##name(x86_xmm *r, const x86_xmm *s, unsigned imm)       \
 	{                                                                       \
 		(void)imm;                                                      \
 		v2i b = ld(s);                                                  \
 		type v;                                                         \
-		__asm__ volatile(text " %1, %0" : "=r"(v) : "x"(b));            \
+		__asm__ volatile(text " %1, %" OPMOD_##osz "0" : "=r"(v) : "x"(b)); \
 		r->q[0] = (uint64_t)v;                                          \
 	}                                                                       \
 	H2(h_##name, {                                                          \

@@ -66,31 +66,40 @@ static inline const x86_xmm *x86_sse_src_n(struct x86_cpu *cpu, const struct x86
 
 /* Host floating-point execution.  fn computes *r = op(*r, *s, imm) with host
  * SSE instructions written as volatile asm (so they stay between the MXCSR
- * loads).  x86_sse_fp() runs it with the guest's MXCSR (rounding, DAZ, FTZ)
- * and merges the exception flags into cpu->mxcsr; an unmasked exception
- * sets the flags the hardware sets and raises #XM (CR4.OSXMMEXCPT set) or
- * #UD, before the caller commits *r.  r is a temporary of the caller. */
+ * accesses).  x86_sse_fp() runs it with the guest's MXCSR (rounding, DAZ,
+ * FTZ) and merges the exception flags into cpu->mxcsr; an unmasked
+ * exception sets the flags the hardware sets and raises #XM (CR4.OSXMMEXCPT
+ * set) or #UD, before the caller commits *r.  r is a temporary of the
+ * caller.
+ *
+ * Fast path: when the guest's MXCSR control bits equal the host's and every
+ * exception is masked, the guest's whole MXCSR (its sticky flags too) is
+ * left loaded in the host MXCSR, so that a run of SSE instructions needs no
+ * LDMXCSR at all.  The host's control bits (rounding, DAZ, FTZ, masks) are
+ * never changed behind its back; only its sticky exception flags may be
+ * left as the guest's (the host program does not test them).  Otherwise
+ * the host MXCSR is saved and restored around the instruction. */
 typedef void (*x86_sse_fpfn)(x86_xmm *r, const x86_xmm *s, unsigned imm);
 
-void x86_sse_fp_slow(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r,
+void x86_sse_fp_full(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r,
 		     const x86_xmm *s, unsigned imm);
 
 static inline __attribute__((always_inline)) void
 x86_sse_fp(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r, const x86_xmm *s, unsigned imm)
 {
-	uint32_t m = cpu->mxcsr, host, g, f;
+	uint32_t m = cpu->mxcsr, h, f;
 
-	if (unlikely((m & X86_MXCSR_MASKS) != X86_MXCSR_MASKS)) {
-		x86_sse_fp_slow(cpu, fn, r, s, imm);
-		return;
+	__asm__ volatile("stmxcsr %0" : "=m"(h));
+	if (unlikely(h != m)) {
+		if (((h ^ m) & ~X86_MXCSR_FLAGS) | (~m & X86_MXCSR_MASKS)) {
+			x86_sse_fp_full(cpu, fn, r, s, imm);
+			return;
+		}
+		__asm__ volatile("ldmxcsr %0" : : "m"(m));
 	}
-	g = m & ~X86_MXCSR_FLAGS;
-	__asm__ volatile("stmxcsr %0" : "=m"(host));
-	__asm__ volatile("ldmxcsr %0" : : "m"(g));
 	fn(r, s, imm);
 	__asm__ volatile("stmxcsr %0" : "=m"(f));
-	__asm__ volatile("ldmxcsr %0" : : "m"(host));
-	cpu->mxcsr = m | (f & X86_MXCSR_FLAGS);
+	cpu->mxcsr = f;
 }
 
 #endif
