@@ -168,29 +168,149 @@ typedef x86_handler_fn hpair[2];
 		st(r, a);                                                       \
 	}
 
+/* Fast path without any MXCSR access.  The host runs with its MXCSR
+ * control bits at their default (0x1f80: every exception masked, round to
+ * nearest, no DAZ/FTZ; the System V ABI keeps them across calls, and this
+ * file restores them).  When the guest's control bits are the same, the
+ * instruction runs directly and only the exception flags are in question.
+ * Each kind below lists the conditions under which the instruction cannot
+ * raise any flag other than PE; PE needs no detection when the guest's
+ * MXCSR already has it (the common state after the first inexact result).
+ * Anything else takes x86_sse_fp(), which re-runs the instruction under
+ * the guest's MXCSR. */
+enum {
+	C_FULL = 0 << 4,   /* always x86_sse_fp() */
+	C_ADD = 1 << 4,    /* operands zero or normal; result zero or above the smallest normal */
+	C_MUL = 2 << 4,    /* same, and a zero result only from a zero operand */
+	C_DIV = 3 << 4,    /* same, nonzero divisor, zero result only from a zero dividend */
+	C_CMP = 4 << 4,    /* MIN/MAX/CMP/COMI: operands zero or normal (no PE possible) */
+	C_SQRT = 5 << 4,   /* operand zero or positive normal */
+	C_CVTW = 6 << 4,   /* float -> double: operand zero or normal (exact) */
+	C_CVTN = 7 << 4,   /* double -> float: operand zero or normal, result zero-from-zero or above the smallest normal */
+	C_PE = 8 << 4,     /* integer -> float: only PE is possible */
+	C_EXACT = 9 << 4,  /* no exception is possible */
+	C_F2I = 10 << 4,   /* float -> integer: the result is not the integer indefinite */
+	L_PS = 0, L_PD = 1, L_SS = 2, L_SD = 3,
+};
+
+/* zero or normal finite (no NaN, infinity or denormal) */
+static inline bool plain32(uint32_t x)
+{
+	uint32_t a = x << 1;
+	return a == 0 || a - 0x01000000u < 0xfe000000u - 0x01000000u;
+}
+
+/* normal finite and larger in magnitude than the smallest normal */
+static inline bool big32(uint32_t x)
+{
+	uint32_t a = x << 1;
+	return a - 0x01000001u < 0xfe000000u - 0x01000001u;
+}
+
+static inline bool plain64(uint64_t x)
+{
+	uint64_t a = x << 1;
+	return a == 0 || a - 0x0020000000000000ull < 0xffe0000000000000ull - 0x0020000000000000ull;
+}
+
+static inline bool big64(uint64_t x)
+{
+	uint64_t a = x << 1;
+	return a - 0x0020000000000001ull < 0xffe0000000000000ull - 0x0020000000000001ull;
+}
+
+#define LANE_OK(plain, big, a, b, r)                                                   \
+	(cls == C_ADD ? plain(a) & plain(b) & (((r) << 1 == 0) | big(r)) :              \
+	 cls == C_MUL ? plain(a) & plain(b) &                                           \
+			(big(r) | (((r) << 1 == 0) & (((a) << 1 == 0) | ((b) << 1 == 0)))) : \
+	 cls == C_DIV ? plain(a) & plain(b) & ((b) << 1 != 0) &                         \
+			(big(r) | (((r) << 1 == 0) & ((a) << 1 == 0))) :                 \
+	 cls == C_CMP ? plain(a) & plain(b) :                                           \
+	 cls == C_SQRT ? plain(b) & (((b) << 1 == 0) | !((b) >> (sizeof(b) * 8 - 1))) : \
+	 false)
+
+static inline __attribute__((always_inline)) bool
+fast_fp(uint32_t m, unsigned kind, x86_sse_fpfn fn, const x86_xmm *d, const x86_xmm *s, x86_xmm *r)
+{
+	const unsigned cls = kind & 0xf0, lanes = kind & 15;
+	bool ok = true;
+
+	if (cls == C_FULL || (m & 0xffc0) != X86_MXCSR_MASKS)
+		return false;
+	if (cls != C_CMP && cls != C_CVTW && cls != C_EXACT && !(m & X86_MXCSR_PE))
+		return false;
+	fn(r, s, 0);
+	switch (cls) {
+	case C_EXACT: case C_PE:
+		return true;
+	case C_CVTW:
+		ok = plain32(s->d[0]);
+		if (lanes == L_PS)
+			ok &= plain32(s->d[1]);
+		return ok;
+	case C_CVTN:
+		ok = plain64(s->q[0]) & (big32(r->d[0]) | (s->q[0] << 1 == 0));
+		if (lanes == L_PD)
+			ok &= plain64(s->q[1]) & (big32(r->d[1]) | (s->q[1] << 1 == 0));
+		return ok;
+	case C_F2I:
+		switch (lanes) {
+		case L_PS:
+			return (r->d[0] != 0x80000000u) & (r->d[1] != 0x80000000u) &
+			       (r->d[2] != 0x80000000u) & (r->d[3] != 0x80000000u);
+		case L_PD:
+			return (r->d[0] != 0x80000000u) & (r->d[1] != 0x80000000u);
+		case L_SS:
+			return r->d[0] != 0x80000000u;
+		default:
+			return r->q[0] != 0x8000000000000000ull;
+		}
+	default:
+		break;
+	}
+	switch (lanes) {
+	case L_PS:
+		for (unsigned k = 0; k < 4; k++)
+			ok &= LANE_OK(plain32, big32, d->d[k], s->d[k], r->d[k]);
+		return ok;
+	case L_SS:
+		return LANE_OK(plain32, big32, d->d[0], s->d[0], r->d[0]);
+	case L_PD:
+		for (unsigned k = 0; k < 2; k++)
+			ok &= LANE_OK(plain64, big64, d->q[k], s->q[k], r->q[k]);
+		return ok;
+	default:
+		return LANE_OK(plain64, big64, d->q[0], s->q[0], r->q[0]);
+	}
+}
+
 /* xmm(reg) = op(xmm(reg), src) with a source of msz bytes. */
-#define FPH(name, fn, msz)                                                      \
+#define FPH(name, fn, msz, kind)                                                \
 	H2(name, {                                                              \
 		x86_xmm t, r;                                                   \
 		const x86_xmm *s = srcsz(cpu, i, &t, M, msz);                   \
-		r = cpu->xmm[i->reg];                                           \
-		x86_sse_fp(cpu, fn, &r, s, 0);                                  \
-		cpu->xmm[i->reg] = r;                                           \
+		x86_xmm *d = &cpu->xmm[i->reg];                                 \
+		r = *d;                                                         \
+		if (!fast_fp(cpu->mxcsr, kind, fn, d, s, &r)) {                 \
+			r = *d;                                                 \
+			x86_sse_fp(cpu, fn, &r, s, 0);                          \
+		}                                                               \
+		*d = r;                                                         \
 	})
 
-#define FPOP(name, text, msz) FPFN(name, text) FPH(h_##name, fp_##name, msz)
-#define FP4(op) \
-	FPOP(op##ps, #op "ps", 16) FPOP(op##pd, #op "pd", 16) \
-	FPOP(op##ss, #op "ss", 4) FPOP(op##sd, #op "sd", 8)
+#define FPOP(name, text, msz, kind) FPFN(name, text) FPH(h_##name, fp_##name, msz, kind)
+#define FP4(op, cls) \
+	FPOP(op##ps, #op "ps", 16, cls | L_PS) FPOP(op##pd, #op "pd", 16, cls | L_PD) \
+	FPOP(op##ss, #op "ss", 4, cls | L_SS) FPOP(op##sd, #op "sd", 8, cls | L_SD)
 #define T4(op) { P2(h_##op##ps), P2(h_##op##pd), P2(h_##op##ss), P2(h_##op##sd) }
 
-FP4(add)
-FP4(mul)
-FP4(sub)
-FP4(min)
-FP4(div)
-FP4(max)
-FP4(sqrt)
+FP4(add, C_ADD)
+FP4(mul, C_MUL)
+FP4(sub, C_ADD)
+FP4(min, C_CMP)
+FP4(div, C_DIV)
+FP4(max, C_CMP)
+FP4(sqrt, C_SQRT)
 
 /* indexed by opcode - 0x58, then mandatory prefix */
 static const hpair fp_arith[8][4] = {
@@ -198,28 +318,28 @@ static const hpair fp_arith[8][4] = {
 };
 static const hpair fp_sqrt[4] = T4(sqrt);
 
-FPOP(rsqrtps, "rsqrtps", 16)
-FPOP(rsqrtss, "rsqrtss", 4)
-FPOP(rcpps, "rcpps", 16)
-FPOP(rcpss, "rcpss", 4)
-FPOP(haddps, "haddps", 16)
-FPOP(haddpd, "haddpd", 16)
-FPOP(hsubps, "hsubps", 16)
-FPOP(hsubpd, "hsubpd", 16)
-FPOP(addsubps, "addsubps", 16)
-FPOP(addsubpd, "addsubpd", 16)
+FPOP(rsqrtps, "rsqrtps", 16, C_FULL)
+FPOP(rsqrtss, "rsqrtss", 4, C_FULL)
+FPOP(rcpps, "rcpps", 16, C_FULL)
+FPOP(rcpss, "rcpss", 4, C_FULL)
+FPOP(haddps, "haddps", 16, C_FULL)
+FPOP(haddpd, "haddpd", 16, C_FULL)
+FPOP(hsubps, "hsubps", 16, C_FULL)
+FPOP(hsubpd, "hsubpd", 16, C_FULL)
+FPOP(addsubps, "addsubps", 16, C_FULL)
+FPOP(addsubpd, "addsubpd", 16, C_FULL)
 
 /* conversions between xmm registers */
-FPOP(cvtps2pd, "cvtps2pd", 8)
-FPOP(cvtpd2ps, "cvtpd2ps", 16)
-FPOP(cvtss2sd, "cvtss2sd", 4)
-FPOP(cvtsd2ss, "cvtsd2ss", 8)
-FPOP(cvtdq2ps, "cvtdq2ps", 16)
-FPOP(cvtps2dq, "cvtps2dq", 16)
-FPOP(cvttps2dq, "cvttps2dq", 16)
-FPOP(cvttpd2dq, "cvttpd2dq", 16)
-FPOP(cvtdq2pd, "cvtdq2pd", 8)
-FPOP(cvtpd2dq, "cvtpd2dq", 16)
+FPOP(cvtps2pd, "cvtps2pd", 8, C_CVTW | L_PS)
+FPOP(cvtpd2ps, "cvtpd2ps", 16, C_CVTN | L_PD)
+FPOP(cvtss2sd, "cvtss2sd", 4, C_CVTW | L_SS)
+FPOP(cvtsd2ss, "cvtsd2ss", 8, C_CVTN | L_SD)
+FPOP(cvtdq2ps, "cvtdq2ps", 16, C_PE)
+FPOP(cvtps2dq, "cvtps2dq", 16, C_F2I | L_PS)
+FPOP(cvttps2dq, "cvttps2dq", 16, C_F2I | L_PS)
+FPOP(cvttpd2dq, "cvttpd2dq", 16, C_F2I | L_PD)
+FPOP(cvtdq2pd, "cvtdq2pd", 8, C_EXACT)
+FPOP(cvtpd2dq, "cvtpd2dq", 16, C_F2I | L_PD)
 
 /* CMPPS/PD/SS/SD: one function per predicate (imm8 bits 2:0; the legacy
  * encoding ignores bits 7:3). */
@@ -231,7 +351,11 @@ FPOP(cvtpd2dq, "cvtpd2dq", 16)
 		__asm__ volatile(text " $" #n ", %1, %0" : "+x"(a) : "x"(b));   \
 		st(r, a);                                                       \
 	}                                                                       \
-	FPH(h_##name##n, fp_##name##n, CMPSZ_##name)
+	FPH(h_##name##n, fp_##name##n, CMPSZ_##name, C_CMP | CMPL_##name)
+#define CMPL_cmpps L_PS
+#define CMPL_cmppd L_PD
+#define CMPL_cmpss L_SS
+#define CMPL_cmpsd L_SD
 #define CMPSZ_cmpps 16
 #define CMPSZ_cmppd 16
 #define CMPSZ_cmpss 4
@@ -266,10 +390,18 @@ static const hpair fp_cmp[4][8] = { CMPT(cmpps), CMPT(cmppd), CMPT(cmpss), CMPT(
 	H2(h_##name, {                                                          \
 		x86_xmm t, r;                                                   \
 		const x86_xmm *s = srcsz(cpu, i, &t, M, COMISZ_##name);         \
-		r = cpu->xmm[i->reg];                                           \
-		x86_sse_fp(cpu, fp_##name, &r, s, 0);                           \
+		const x86_xmm *d = &cpu->xmm[i->reg];                           \
+		r = *d;                                                         \
+		if (!fast_fp(cpu->mxcsr, C_CMP | COMIL_##name, fp_##name, d, s, &r)) { \
+			r = *d;                                                 \
+			x86_sse_fp(cpu, fp_##name, &r, s, 0);                   \
+		}                                                               \
 		x86_set_arith_flags(cpu, r.d[0]);                               \
 	})
+#define COMIL_ucomiss L_SS
+#define COMIL_comiss L_SS
+#define COMIL_ucomisd L_SD
+#define COMIL_comisd L_SD
 #define COMISZ_ucomiss 4
 #define COMISZ_comiss 4
 #define COMISZ_ucomisd 8
@@ -280,7 +412,7 @@ COMIFN(ucomisd, "ucomisd")
 COMIFN(comisd, "comisd")
 
 /* CVTSI2SS/SD: integer source r/m32 or r/m64 in s->q[0]. */
-#define CVTSI(name, text, type, isz)                                            \
+#define CVTSI(name, text, type, isz, kind)                                            \
 	static void fp_##name(x86_xmm *r, const x86_xmm *s, unsigned imm)       \
 	{                                                                       \
 		(void)imm;                                                      \
@@ -293,14 +425,18 @@ COMIFN(comisd, "comisd")
 		x86_xmm t, r;                                                   \
 		t.q[0] = M ? x86_read(cpu, x86_ea(cpu, i), isz) : cpu->regs[i->rm]; \
 		t.q[1] = 0;                                                     \
-		r = cpu->xmm[i->reg];                                           \
-		x86_sse_fp(cpu, fp_##name, &r, &t, 0);                          \
-		cpu->xmm[i->reg] = r;                                           \
+		x86_xmm *d = &cpu->xmm[i->reg];                                 \
+		r = *d;                                                         \
+		if (!fast_fp(cpu->mxcsr, kind, fp_##name, d, &t, &r)) {         \
+			r = *d;                                                 \
+			x86_sse_fp(cpu, fp_##name, &r, &t, 0);                  \
+		}                                                               \
+		*d = r;                                                         \
 	})
-CVTSI(cvtsi2ss32, "cvtsi2ssl", int32_t, 4)
-CVTSI(cvtsi2ss64, "cvtsi2ssq", int64_t, 8)
-CVTSI(cvtsi2sd32, "cvtsi2sdl", int32_t, 4)
-CVTSI(cvtsi2sd64, "cvtsi2sdq", int64_t, 8)
+CVTSI(cvtsi2ss32, "cvtsi2ssl", int32_t, 4, C_PE)
+CVTSI(cvtsi2ss64, "cvtsi2ssq", int64_t, 8, C_PE)
+CVTSI(cvtsi2sd32, "cvtsi2sdl", int32_t, 4, C_EXACT)
+CVTSI(cvtsi2sd64, "cvtsi2sdq", int64_t, 8, C_PE)
 
 /* CVT(T)SS2SI / CVT(T)SD2SI: the integer comes back in r->q[0].  (The
  * explicit register-size modifiers also keep gcc's identical-code folding
@@ -319,7 +455,8 @@ CVTSI(cvtsi2sd64, "cvtsi2sdq", int64_t, 8)
 	H2(h_##name, {                                                          \
 		x86_xmm t, r;                                                   \
 		const x86_xmm *s = srcsz(cpu, i, &t, M, msz);                   \
-		x86_sse_fp(cpu, fp_##name, &r, s, 0);                           \
+		if (!fast_fp(cpu->mxcsr, C_F2I | (osz == 4 ? L_SS : L_SD), fp_##name, s, s, &r)) \
+			x86_sse_fp(cpu, fp_##name, &r, s, 0);                   \
 		x86_set_reg(cpu, i->reg, osz, r.q[0]);                          \
 	})
 CVT2SI(cvtss2si32, "cvtss2si", int32_t, 4, 4)
