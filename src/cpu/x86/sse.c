@@ -114,7 +114,7 @@ src128(struct x86_cpu *cpu, const struct x86_insn *i, x86_xmm *t, bool mem, bool
 {
 	if (!mem)
 		return &cpu->xmm[i->rm];
-	x86_read128(cpu, x86_ea(cpu, i), t, aligned);
+	x86_sse_load128(cpu, x86_ea(cpu, i), t, aligned);
 	return t;
 }
 
@@ -126,7 +126,7 @@ srcsz(struct x86_cpu *cpu, const struct x86_insn *i, x86_xmm *t, bool mem, unsig
 	if (!mem)
 		return &cpu->xmm[i->rm];
 	if (size == 16) {
-		x86_read128(cpu, x86_ea(cpu, i), t, true);
+		x86_sse_load128(cpu, x86_ea(cpu, i), t, true);
 	} else {
 		t->q[0] = x86_read(cpu, x86_ea(cpu, i), size);
 		t->q[1] = 0;
@@ -229,6 +229,46 @@ static inline bool big64(uint64_t x)
 	 cls == C_SQRT ? plain(b) & (((b) << 1 == 0) | !((b) >> (sizeof(b) * 8 - 1))) : \
 	 false)
 
+/* LANE_OK for four floats at once, with SSE2 integer compares on the
+ * magnitudes (which are non-negative as int32). */
+typedef int32_t v4si __attribute__((vector_size(16)));
+
+static inline v4si vplain32(v4si a)
+{
+	return (a == 0) | ((a > 0x007fffff) & (a < 0x7f800000));
+}
+
+static inline v4si vbig32(v4si a)
+{
+	return (a > 0x00800000) & (a < 0x7f800000);
+}
+
+static inline __attribute__((always_inline)) bool
+ps_ok(unsigned cls, const x86_xmm *d, const x86_xmm *s, const x86_xmm *r)
+{
+	v4si a, b, c, m;
+	uint64_t q[2];
+
+	memcpy(&a, d, 16);
+	memcpy(&b, s, 16);
+	memcpy(&c, r, 16);
+	a &= 0x7fffffff;
+	b &= 0x7fffffff;
+	c &= 0x7fffffff;
+	switch (cls) {
+	case C_ADD: m = vplain32(a) & vplain32(b) & ((c == 0) | vbig32(c)); break;
+	case C_MUL: m = vplain32(a) & vplain32(b) & (vbig32(c) | ((c == 0) & ((a == 0) | (b == 0)))); break;
+	case C_DIV: m = vplain32(a) & vplain32(b) & (b != 0) & (vbig32(c) | ((c == 0) & (a == 0))); break;
+	case C_CMP: m = vplain32(a) & vplain32(b); break;
+	default: /* C_SQRT: the sign is needed */
+		memcpy(&c, s, 16);
+		m = vplain32(b) & ((b == 0) | (c >= 0));
+		break;
+	}
+	memcpy(q, &m, 16);
+	return (q[0] & q[1]) == ~0ull;
+}
+
 static inline __attribute__((always_inline)) bool
 fast_fp(uint32_t m, unsigned kind, x86_sse_fpfn fn, const x86_xmm *d, const x86_xmm *s, x86_xmm *r)
 {
@@ -270,9 +310,7 @@ fast_fp(uint32_t m, unsigned kind, x86_sse_fpfn fn, const x86_xmm *d, const x86_
 	}
 	switch (lanes) {
 	case L_PS:
-		for (unsigned k = 0; k < 4; k++)
-			ok &= LANE_OK(plain32, big32, d->d[k], s->d[k], r->d[k]);
-		return ok;
+		return ps_ok(cls, d, s, r);
 	case L_SS:
 		return LANE_OK(plain32, big32, d->d[0], s->d[0], r->d[0]);
 	case L_PD:
@@ -641,7 +679,7 @@ static X86_HANDLER(h_mova_load_m)
 {
 	x86_xmm t;
 	x86_sse_gate(cpu);
-	x86_read128(cpu, x86_ea(cpu, i), &t, true);
+	x86_sse_load128(cpu, x86_ea(cpu, i), &t, true);
 	cpu->xmm[i->reg] = t;
 	return i + 1;
 }
@@ -650,7 +688,7 @@ static X86_HANDLER(h_movu_load_m)
 {
 	x86_xmm t;
 	x86_sse_gate(cpu);
-	x86_read128(cpu, x86_ea(cpu, i), &t, false);
+	x86_sse_load128(cpu, x86_ea(cpu, i), &t, false);
 	cpu->xmm[i->reg] = t;
 	return i + 1;
 }
@@ -666,14 +704,14 @@ static X86_HANDLER(h_movx_store_r)
 static X86_HANDLER(h_mova_store_m)
 {
 	x86_sse_gate(cpu);
-	x86_write128(cpu, x86_ea(cpu, i), &cpu->xmm[i->reg], true);
+	x86_sse_store128(cpu, x86_ea(cpu, i), &cpu->xmm[i->reg], true);
 	return i + 1;
 }
 
 static X86_HANDLER(h_movu_store_m)
 {
 	x86_sse_gate(cpu);
-	x86_write128(cpu, x86_ea(cpu, i), &cpu->xmm[i->reg], false);
+	x86_sse_store128(cpu, x86_ea(cpu, i), &cpu->xmm[i->reg], false);
 	return i + 1;
 }
 

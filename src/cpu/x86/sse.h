@@ -40,6 +40,33 @@ static inline void x86_sse_gate(struct x86_cpu *cpu)
 		x86_sse_check(cpu);
 }
 
+/* 128-bit loads and stores built on the inline 64-bit accessors (their
+ * TLB fast path).  Aligned variants raise #GP(0) when la is not 16-byte
+ * aligned.  A load has no effect before it completes; a store checks a
+ * page-crossing destination whole (x86_write128) and otherwise stays in
+ * one page, where the second half cannot fault once the first has not. */
+static inline void x86_sse_load128(struct x86_cpu *cpu, uint64_t la, x86_xmm *out, bool aligned)
+{
+	if (aligned && (la & 15))
+		x86_raise(cpu, X86_GP, 0);
+	uint64_t lo = x86_read64(cpu, la), hi = x86_read64(cpu, la + 8);
+	out->q[0] = lo;
+	out->q[1] = hi;
+}
+
+static inline void x86_sse_store128(struct x86_cpu *cpu, uint64_t la, const x86_xmm *v, bool aligned)
+{
+	if (aligned && (la & 15))
+		x86_raise(cpu, X86_GP, 0);
+	if (!aligned && (la & 0xfff) > 0xff0) {
+		x86_write128(cpu, la, v, false);
+		return;
+	}
+	uint64_t lo = v->q[0], hi = v->q[1];
+	x86_write64(cpu, la, lo);
+	x86_write64(cpu, la + 8, hi);
+}
+
 /* The r/m operand of i as a 128-bit source: the register rm, or 16 bytes
  * of memory at the effective address (aligned: #GP(0) when misaligned).
  * Returns a pointer to the register or to *tmp. */
@@ -48,7 +75,7 @@ static inline const x86_xmm *x86_sse_src(struct x86_cpu *cpu, const struct x86_i
 {
 	if (!i->is_mem)
 		return &cpu->xmm[i->rm];
-	x86_read128(cpu, x86_ea(cpu, i), tmp, aligned);
+	x86_sse_load128(cpu, x86_ea(cpu, i), tmp, aligned);
 	return tmp;
 }
 

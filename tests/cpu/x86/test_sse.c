@@ -421,6 +421,27 @@ static void test_faults(struct ct *t)
 		CHECK(valid ? v == 3 : v == X86_UD);
 	}
 
+	/* page-crossing accesses: a fault on the second page leaves the
+	 * register and the first page untouched */
+	uint64_t end = CT_BASE + CT_MEM_SIZE;
+	memset(ct_data(t, end - 8), 0x77, 8);
+	memset(t->st.fx.xmm[0], 0x11, 16);
+	t->st.gpr[X86_RSI] = end - 8;
+	CHECK(run_hex(t, "0f 11 06") == X86_PF_FAULT);
+	CHECK_EQ_U64(t->exit.fault_addr, end);
+	CHECK_EQ_U64(*(uint8_t *)ct_data(t, end - 8), 0x77);
+	CHECK(run_hex(t, "f3 0f 6f 06") == X86_PF_FAULT);
+	CHECK_EQ_U64(t->st.fx.xmm[0][0], 0x11);
+	CHECK(run_hex(t, "f2 0f f0 06") == X86_PF_FAULT);
+	/* crossing between two mapped pages works */
+	t->st.gpr[X86_RSI] = CT_DATA + 4096 - 5;
+	CHECK(run_hex(t, "0f 11 06") == 3);
+	CHECK(!memcmp(ct_data(t, CT_DATA + 4096 - 5), t->st.fx.xmm[0], 16));
+	memset(ct_data(t, CT_DATA + 4096 - 5), 0x33, 16);
+	CHECK(run_hex(t, "f3 0f 6f 06") == 3);
+	CHECK_EQ_U64(t->st.fx.xmm[0][15], 0x33);
+	t->st.gpr[X86_RSI] = CT_DATA;
+
 	/* CR0.TS: #NM; CR0.EM or CR4.OSFXSR clear: #UD */
 	uint64_t cr0 = t->st.cr0, cr4 = t->st.cr4;
 	t->st.cr0 = cr0 | 8;
