@@ -579,22 +579,32 @@ ISHIFT(psrlw, "psrlw") ISHIFT(psraw, "psraw") ISHIFT(psllw, "psllw")
 ISHIFT(psrld, "psrld") ISHIFT(psrad, "psrad") ISHIFT(pslld, "pslld")
 ISHIFT(psrlq, "psrlq") ISHIFT(psllq, "psllq")
 
-/* PSRLDQ / PSLLDQ: i->imm is the byte count, at most 16. */
+/* PSRLDQ / PSLLDQ: i->imm is the shift in bits, below 128 (the selector
+ * picks h_pzero_i for 16 bytes or more). */
 static X86_HANDLER(h_psrldq_i)
 {
-	uint8_t b[32] = { 0 };
+	unsigned __int128 v;
 	x86_sse_gate(cpu);
-	memcpy(b, &cpu->xmm[i->rm], 16);
-	memcpy(&cpu->xmm[i->rm], b + i->imm, 16);
+	memcpy(&v, &cpu->xmm[i->rm], 16);
+	v >>= i->imm;
+	memcpy(&cpu->xmm[i->rm], &v, 16);
 	return i + 1;
 }
 
 static X86_HANDLER(h_pslldq_i)
 {
-	uint8_t b[32] = { 0 };
+	unsigned __int128 v;
 	x86_sse_gate(cpu);
-	memcpy(b + 16, &cpu->xmm[i->rm], 16);
-	memcpy(&cpu->xmm[i->rm], b + 16 - i->imm, 16);
+	memcpy(&v, &cpu->xmm[i->rm], 16);
+	v <<= i->imm;
+	memcpy(&cpu->xmm[i->rm], &v, 16);
+	return i + 1;
+}
+
+static X86_HANDLER(h_pzero_i)
+{
+	x86_sse_gate(cpu);
+	memset(&cpu->xmm[i->rm], 0, 16);
 	return i + 1;
 }
 
@@ -1143,8 +1153,11 @@ static bool sel_0f(struct x86_insn *i, unsigned opc, unsigned mp)
 		if (mp != X86_MP_66 || i->is_mem || !grp[opc - 0x71][r])
 			return false;
 		i->fn = grp[opc - 0x71][r];
-		if (i->fn == h_psrldq_i || i->fn == h_pslldq_i)
-			i->imm = i->imm > 16 ? 16 : i->imm;
+		if (i->fn == h_psrldq_i || i->fn == h_pslldq_i) {
+			if (i->imm >= 16)
+				i->fn = h_pzero_i;
+			i->imm *= 8;
+		}
 		return true;
 	}
 	case 0x7c: case 0x7d: {
