@@ -68,8 +68,10 @@ static uint32_t run_fp(uint32_t csr, x86_sse_fpfn fn, x86_xmm *r, const x86_xmm 
  * a tiny result raises it even when exact, and FTZ does not apply; the
  * tininess is found by a second run with FTZ set (which flags every tiny
  * result). */
+static int unbounded_pe(uint32_t csr, const x86_xmm *d, const x86_xmm *s, unsigned kind);
+
 void x86_sse_fp_full(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r,
-		     const x86_xmm *s, unsigned imm)
+		     const x86_xmm *s, unsigned imm, unsigned kind)
 {
 	uint32_t m = cpu->mxcsr;
 
@@ -95,6 +97,13 @@ void x86_sse_fp_full(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r,
 		x86_xmm tmp = *r;
 		if (run_fp(csr | X86_MXCSR_FTZ, fn, &tmp, s, imm) & X86_MXCSR_UE)
 			post |= X86_MXCSR_UE;
+	}
+	if (post & unmasked & (X86_MXCSR_OE | X86_MXCSR_UE)) {
+		int pe = unbounded_pe(csr, r, s, kind);
+		if (pe < 0) /* not element-wise: a guess */
+			pe = (post & X86_MXCSR_UE) ? (int)(post & X86_MXCSR_PE) : 0;
+		cpu->mxcsr = m | pre | (post & ~X86_MXCSR_PE) | (uint32_t)pe;
+		goto raise;
 	}
 	if (post & unmasked) {
 		cpu->mxcsr = m | pre | post;
@@ -190,6 +199,10 @@ enum {
 	C_PE = 8 << 4,     /* integer -> float: only PE is possible */
 	C_EXACT = 9 << 4,  /* no exception is possible */
 	C_F2I = 10 << 4,   /* float -> integer: the result is not the integer indefinite */
+	C_SUB = 11 << 4,   /* as C_ADD */
+	C_HADD = 12 << 4,  /* HADD/HSUB/ADDSUB: no fast path (kinds for unbounded_pe()) */
+	C_HSUB = 13 << 4,
+	C_ADDSUB = 14 << 4,
 	L_PS = 0, L_PD = 1, L_SS = 2, L_SD = 3,
 };
 
@@ -220,7 +233,7 @@ static inline bool big64(uint64_t x)
 }
 
 #define LANE_OK(plain, big, a, b, r)                                                   \
-	(cls == C_ADD ? plain(a) & plain(b) & (((r) << 1 == 0) | big(r)) :              \
+	(cls == C_ADD || cls == C_SUB ? plain(a) & plain(b) & (((r) << 1 == 0) | big(r)) :              \
 	 cls == C_MUL ? plain(a) & plain(b) &                                           \
 			(big(r) | (((r) << 1 == 0) & (((a) << 1 == 0) | ((b) << 1 == 0)))) : \
 	 cls == C_DIV ? plain(a) & plain(b) & ((b) << 1 != 0) &                         \
@@ -256,7 +269,7 @@ ps_ok(unsigned cls, const x86_xmm *d, const x86_xmm *s, const x86_xmm *r)
 	b &= 0x7fffffff;
 	c &= 0x7fffffff;
 	switch (cls) {
-	case C_ADD: m = vplain32(a) & vplain32(b) & ((c == 0) | vbig32(c)); break;
+	case C_ADD: case C_SUB: m = vplain32(a) & vplain32(b) & ((c == 0) | vbig32(c)); break;
 	case C_MUL: m = vplain32(a) & vplain32(b) & (vbig32(c) | ((c == 0) & ((a == 0) | (b == 0)))); break;
 	case C_DIV: m = vplain32(a) & vplain32(b) & (b != 0) & (vbig32(c) | ((c == 0) & (a == 0))); break;
 	case C_CMP: m = vplain32(a) & vplain32(b); break;
@@ -275,7 +288,7 @@ fast_fp(uint32_t m, unsigned kind, x86_sse_fpfn fn, const x86_xmm *d, const x86_
 	const unsigned cls = kind & 0xf0, lanes = kind & 15;
 	bool ok = true;
 
-	if (cls == C_FULL || (m & 0xffc0) != X86_MXCSR_MASKS)
+	if (cls == C_FULL || cls >= C_HADD || (m & 0xffc0) != X86_MXCSR_MASKS)
 		return false;
 	if (cls != C_CMP && cls != C_CVTW && cls != C_EXACT && !(m & X86_MXCSR_PE))
 		return false;
@@ -322,6 +335,153 @@ fast_fp(uint32_t m, unsigned kind, x86_sse_fpfn fn, const x86_xmm *d, const x86_
 	}
 }
 
+/* The rounding error of a * b (Dekker's product with Veltkamp splitting;
+ * exact when nothing overflows or underflows). */
+static double prod_err(double a, double b)
+{
+	double p = a * b, c, ah, al, bh, bl;
+
+	c = 134217729.0 * a;
+	ah = c - (c - a);
+	al = a - ah;
+	c = 134217729.0 * b;
+	bh = c - (c - b);
+	bl = b - bh;
+	return ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+}
+
+/* x (finite, nonzero) as m * 2^e with m in [1, 2) (sign kept in m). */
+static double norm_exp(double x, int *e)
+{
+	uint64_t u;
+	int adj = 0;
+
+	memcpy(&u, &x, 8);
+	if (!(u & 0x7ff0000000000000ull)) { /* denormal */
+		x *= 0x1p600;
+		adj = -600;
+		memcpy(&u, &x, 8);
+	}
+	*e = (int)((u >> 52) & 0x7ff) - 1023 + adj;
+	u = (u & 0x800fffffffffffffull) | 0x3ff0000000000000ull;
+	memcpy(&x, &u, 8);
+	return x;
+}
+
+/* Whether a finite double has more than bits significant bits. */
+static bool wider_than(double x, unsigned bits)
+{
+	uint64_t u;
+	memcpy(&u, &x, 8);
+	return (u & ((1ull << (52 - (bits - 1))) - 1)) != 0;
+}
+
+/* Whether op(a, b) (as doubles; float operands converted exactly) is
+ * inexact at a precision of bits significant bits with an unbounded
+ * exponent: the precision flag of an element whose overflow or underflow
+ * is unmasked.  Operands that are NaN or infinite, or a zero divisor,
+ * give false. */
+static bool op_inexact(unsigned cls, double a, double b, unsigned bits)
+{
+	int ea, eb;
+
+	if (!__builtin_isfinite(a) || !__builtin_isfinite(b))
+		return false;
+	if (cls == C_SUB)
+		b = -b;
+	if (cls == C_CVTN)
+		return a != 0 && wider_than(norm_exp(a, &ea), bits);
+	if (cls == C_DIV && b == 0)
+		return false;
+	if (a == 0 || b == 0)
+		return false;
+	double ma = norm_exp(a, &ea), mb = norm_exp(b, &eb);
+	switch (cls) {
+	case C_MUL:
+		if (bits == 24)
+			return wider_than(ma * mb, 24);
+		return prod_err(ma, mb) != 0;
+	case C_DIV: {
+		double q = ma / mb;
+		if (bits == 24 && wider_than(q, 24))
+			return true;
+		return (ma - q * mb) - prod_err(q, mb) != 0;
+	}
+	default: { /* add */
+		int d = ea - eb;
+		if (d > (int)bits + 2 || -d > (int)bits + 2)
+			return true;
+		double x = ma, y = mb * __builtin_ldexp(1.0, -d);
+		double sum = x + y, bb = sum - x;
+		if ((x - (sum - bb)) + (y - bb) != 0)
+			return true;
+		return sum != 0 && wider_than(sum, bits);
+	}
+	}
+}
+
+static double f32d(uint32_t u, bool daz)
+{
+	float f;
+	if (daz && !(u & 0x7f800000u))
+		u &= 0x80000000u;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+static double f64d(uint64_t u, bool daz)
+{
+	double f;
+	if (daz && !(u & 0x7ff0000000000000ull))
+		u &= 0x8000000000000000ull;
+	memcpy(&f, &u, 8);
+	return f;
+}
+
+/* The PE flag when an unmasked overflow or underflow occurred: Intel SDM
+ * vol. 1, 11.5.2: the result is not delivered, and PE reflects the result
+ * rounded with an unbounded exponent.  Element-wise operations (kind
+ * known) compute it per element; for others: -1 (unknown). */
+static int unbounded_pe(uint32_t csr, const x86_xmm *d, const x86_xmm *s, unsigned kind)
+{
+	const unsigned cls = kind & 0xf0, lanes = kind & 15;
+	const bool daz = (csr & X86_MXCSR_DAZ) != 0;
+	bool pe = false;
+
+	if (cls == C_HADD || cls == C_HSUB || cls == C_ADDSUB) {
+		const unsigned n = lanes == L_PS ? 4 : 2;
+		double x[4], y[4];
+		for (unsigned k = 0; k < n; k++) {
+			x[k] = n == 4 ? f32d(d->d[k], daz) : f64d(d->q[k], daz);
+			y[k] = n == 4 ? f32d(s->d[k], daz) : f64d(s->q[k], daz);
+		}
+		const unsigned bits = n == 4 ? 24 : 53;
+		for (unsigned k = 0; k < n; k++) {
+			if (cls == C_ADDSUB) {
+				pe |= op_inexact((k & 1) ? C_ADD : C_SUB, x[k], y[k], bits);
+			} else {
+				const double *src = k < n / 2 ? x : y;
+				unsigned j = (2 * k) % n;
+				pe |= op_inexact(cls == C_HADD ? C_ADD : C_SUB, src[j], src[j + 1], bits);
+			}
+		}
+		return pe ? X86_MXCSR_PE : 0;
+	}
+	if (cls != C_ADD && cls != C_SUB && cls != C_MUL && cls != C_DIV && cls != C_CVTN)
+		return -1;
+	if (cls == C_CVTN) {
+		for (unsigned k = 0; k < (lanes == L_PD ? 2u : 1u); k++)
+			pe |= op_inexact(cls, f64d(s->q[k], daz), 0, 24);
+	} else if (lanes == L_PS || lanes == L_SS) {
+		for (unsigned k = 0; k < (lanes == L_PS ? 4u : 1u); k++)
+			pe |= op_inexact(cls, f32d(d->d[k], daz), f32d(s->d[k], daz), 24);
+	} else {
+		for (unsigned k = 0; k < (lanes == L_PD ? 2u : 1u); k++)
+			pe |= op_inexact(cls, f64d(d->q[k], daz), f64d(s->q[k], daz), 53);
+	}
+	return pe ? X86_MXCSR_PE : 0;
+}
+
 /* xmm(reg) = op(xmm(reg), src) with a source of msz bytes. */
 #define FPH(name, fn, msz, kind)                                                \
 	H2(name, {                                                              \
@@ -331,7 +491,7 @@ fast_fp(uint32_t m, unsigned kind, x86_sse_fpfn fn, const x86_xmm *d, const x86_
 		r = *d;                                                         \
 		if (!fast_fp(cpu->mxcsr, kind, fn, d, s, &r)) {                 \
 			r = *d;                                                 \
-			x86_sse_fp(cpu, fn, &r, s, 0);                          \
+			x86_sse_fp_k(cpu, fn, &r, s, 0, kind);                  \
 		}                                                               \
 		*d = r;                                                         \
 	})
@@ -344,7 +504,7 @@ fast_fp(uint32_t m, unsigned kind, x86_sse_fpfn fn, const x86_xmm *d, const x86_
 
 FP4(add, C_ADD)
 FP4(mul, C_MUL)
-FP4(sub, C_ADD)
+FP4(sub, C_SUB)
 FP4(min, C_CMP)
 FP4(div, C_DIV)
 FP4(max, C_CMP)
@@ -360,12 +520,12 @@ FPOP(rsqrtps, "rsqrtps", 16, C_FULL)
 FPOP(rsqrtss, "rsqrtss", 4, C_FULL)
 FPOP(rcpps, "rcpps", 16, C_FULL)
 FPOP(rcpss, "rcpss", 4, C_FULL)
-FPOP(haddps, "haddps", 16, C_FULL)
-FPOP(haddpd, "haddpd", 16, C_FULL)
-FPOP(hsubps, "hsubps", 16, C_FULL)
-FPOP(hsubpd, "hsubpd", 16, C_FULL)
-FPOP(addsubps, "addsubps", 16, C_FULL)
-FPOP(addsubpd, "addsubpd", 16, C_FULL)
+FPOP(haddps, "haddps", 16, C_HADD | L_PS)
+FPOP(haddpd, "haddpd", 16, C_HADD | L_PD)
+FPOP(hsubps, "hsubps", 16, C_HSUB | L_PS)
+FPOP(hsubpd, "hsubpd", 16, C_HSUB | L_PD)
+FPOP(addsubps, "addsubps", 16, C_ADDSUB | L_PS)
+FPOP(addsubpd, "addsubpd", 16, C_ADDSUB | L_PD)
 
 /* conversions between xmm registers */
 FPOP(cvtps2pd, "cvtps2pd", 8, C_CVTW | L_PS)

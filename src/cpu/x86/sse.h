@@ -108,18 +108,21 @@ static inline const x86_xmm *x86_sse_src_n(struct x86_cpu *cpu, const struct x86
  * the host MXCSR is saved and restored around the instruction. */
 typedef void (*x86_sse_fpfn)(x86_xmm *r, const x86_xmm *s, unsigned imm);
 
+/* kind: 0, or (inside sse.c) the element layout of the operation, which
+ * lets the unmasked-exception path attribute flags to elements. */
 void x86_sse_fp_full(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r,
-		     const x86_xmm *s, unsigned imm);
+		     const x86_xmm *s, unsigned imm, unsigned kind);
 
 static inline __attribute__((always_inline)) void
-x86_sse_fp(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r, const x86_xmm *s, unsigned imm)
+x86_sse_fp_k(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r, const x86_xmm *s,
+	     unsigned imm, unsigned kind)
 {
 	uint32_t m = cpu->mxcsr, h, f;
 
 	__asm__ volatile("stmxcsr %0" : "=m"(h));
 	if (unlikely(h != m)) {
 		if (((h ^ m) & ~X86_MXCSR_FLAGS) | (~m & X86_MXCSR_MASKS)) {
-			x86_sse_fp_full(cpu, fn, r, s, imm);
+			x86_sse_fp_full(cpu, fn, r, s, imm, kind);
 			return;
 		}
 		__asm__ volatile("ldmxcsr %0" : : "m"(m));
@@ -127,6 +130,12 @@ x86_sse_fp(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r, const x86_xmm *s, u
 	fn(r, s, imm);
 	__asm__ volatile("stmxcsr %0" : "=m"(f));
 	cpu->mxcsr = f;
+}
+
+static inline __attribute__((always_inline)) void
+x86_sse_fp(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r, const x86_xmm *s, unsigned imm)
+{
+	x86_sse_fp_k(cpu, fn, r, s, imm, 0);
 }
 
 #endif

@@ -7,8 +7,11 @@
  * #UD forms, CR0/CR4 gating) are checked against the SDM. */
 #include "cpu_test.h"
 
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 
 struct nctx {
 	uint8_t xmm[4][16]; /* 0 */
@@ -57,6 +60,40 @@ static void native_run(struct nctx *c)
 		: "r"(c)
 		: "r12", "rax", "rcx", "rsi", "rdi", "xmm0", "xmm1", "xmm2", "xmm3",
 		  "memory", "cc");
+}
+
+/* Native faults: SIGFPE (#XM with an unmasked exception), SIGILL (#UD),
+ * SIGSEGV.  The handler takes the xmm registers and MXCSR at the fault from
+ * the signal context and jumps back. */
+static sigjmp_buf native_jmp;
+static volatile int native_sig;
+static struct nctx *volatile native_cur;
+
+static void on_native_signal(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	(void)si;
+	native_sig = sig;
+	if (uc->uc_mcontext.fpregs) {
+		memcpy(native_cur->xmm, uc->uc_mcontext.fpregs->_xmm, sizeof(native_cur->xmm));
+		native_cur->mxcsr = uc->uc_mcontext.fpregs->mxcsr;
+	}
+	siglongjmp(native_jmp, 1);
+}
+
+/* Runs natively; returns the exception vector the guest should see (3 for
+ * none). */
+static int native_run_catch(struct nctx *c)
+{
+	native_cur = c;
+	native_sig = 0;
+	if (sigsetjmp(native_jmp, 1) == 0) {
+		native_run(c);
+		return 3;
+	}
+	uint32_t host = 0x1f80;
+	__asm__ volatile("ldmxcsr %0" : : "m"(host));
+	return native_sig == SIGFPE ? X86_XM : native_sig == SIGILL ? X86_UD : X86_GP;
 }
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -156,6 +193,10 @@ static const uint32_t mxcsr_modes[] = {
 static int fails_total;
 
 /* Runs insn (hex) natively and on the guest for iters random states. */
+static bool unmasked_mode; /* random exception masks cleared */
+
+static int iter_scale = 1; /* SSE_TEST_SCALE: more iterations for soaks */
+
 static void diff_insn(struct ct *t, const char *hex, int iters)
 {
 	uint8_t code[32];
@@ -167,6 +208,7 @@ static void diff_insn(struct ct *t, const char *hex, int iters)
 	xpage[n] = 0xc3;
 	__builtin___clear_cache((char *)xpage, (char *)xpage + n + 1);
 	code[n] = 0xcc;
+	iters *= iter_scale;
 	for (int it = 0; it < iters && !bad; it++) {
 		struct nctx c;
 		memset(&c, 0, sizeof(c));
@@ -175,6 +217,8 @@ static void diff_insn(struct ct *t, const char *hex, int iters)
 		if (rnd() % 3 == 0) /* same values in both operands */
 			memcpy(c.xmm[1], c.xmm[0], 16);
 		c.mxcsr = mxcsr_modes[rnd() % (sizeof(mxcsr_modes) / sizeof(mxcsr_modes[0]))];
+		if (unmasked_mode)
+			c.mxcsr &= ~(uint32_t)((rnd() & 0x1f80) | ((rnd() % 2) << (7 + rnd() % 6)));
 		c.rax = rnd();
 		if (rnd() % 2)
 			c.rax = (uint64_t)(int64_t)(int32_t)rnd_f32() % 70000;
@@ -200,9 +244,9 @@ static void diff_insn(struct ct *t, const char *hex, int iters)
 		memcpy(ct_data(t, CT_DATA), mem0, 64);
 		int v = ct_run(t, code, (size_t)n + 1);
 
-		native_run(&c);
+		int nv = native_run_catch(&c);
 
-		bool ok = v == 3 && t->st.rip == CT_CODE + (uint64_t)n + 1 &&
+		bool ok = v == nv && t->st.rip == CT_CODE + (uint64_t)(nv == 3 ? n + 1 : 0) &&
 			  !memcmp(t->st.fx.xmm, c.xmm, sizeof(c.xmm)) &&
 			  t->st.fx.mxcsr == c.mxcsr && t->st.gpr[X86_RAX] == c.rax &&
 			  t->st.gpr[X86_RCX] == c.rcx &&
@@ -213,8 +257,7 @@ static void diff_insn(struct ct *t, const char *hex, int iters)
 			bad = 1;
 			test_failures++;
 			fails_total++;
-			fprintf(stderr, "mismatch: %s (iteration %d, exit %d, mxcsr in %#x)\n", hex, it, v,
-				mxcsr_modes[0]);
+			fprintf(stderr, "mismatch: %s (iteration %d, exit %d, native %d)\n", hex, it, v, nv);
 			for (int r = 0; r < 4; r++) {
 				const uint64_t *g = (const uint64_t *)(const void *)t->st.fx.xmm[r];
 				const uint64_t *h = (const uint64_t *)(const void *)c.xmm[r];
@@ -550,9 +593,32 @@ static void test_block(struct ct *t)
 	CHECK_EQ_U64(t->st.gpr[X86_RSI], CT_DATA + 80);
 }
 
+static void test_cpuid(struct ct *t)
+{
+	/* mov eax, 1; cpuid */
+	CHECK(run_hex(t, "b8 01 00 00 00 0f a2") == 3);
+	CHECK(t->st.gpr[X86_RCX] & 1);                 /* SSE3 */
+	CHECK(t->st.gpr[X86_RDX] & (1u << 25));        /* SSE */
+	CHECK(t->st.gpr[X86_RDX] & (1u << 26));        /* SSE2 */
+	CHECK(!(t->st.gpr[X86_RDX] & (1u << 23)));     /* no MMX */
+}
+
 int main(void)
 {
 	struct ct t;
+	struct sigaction sa;
+
+	if (getenv("SSE_TEST_SEED"))
+		rng = strtoull(getenv("SSE_TEST_SEED"), NULL, 0) | 1;
+	if (getenv("SSE_TEST_SCALE"))
+		iter_scale = atoi(getenv("SSE_TEST_SCALE"));
+	if (iter_scale < 1)
+		iter_scale = 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_native_signal;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigaction(SIGFPE, &sa, NULL);
+	sigaction(SIGILL, &sa, NULL);
 
 	xpage = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
 		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -568,6 +634,12 @@ int main(void)
 	test_int_ops(&t);
 	test_cvt_gpr(&t);
 	test_fp_arith(&t);
+	/* again with exceptions unmasked: #XM, flags and registers as the host */
+	unmasked_mode = true;
+	test_cvt_gpr(&t);
+	test_fp_arith(&t);
+	unmasked_mode = false;
+	test_cpuid(&t);
 	ct_fini(&t);
 	munmap(xpage, 4096);
 	TEST_MAIN_END();
