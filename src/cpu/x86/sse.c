@@ -102,6 +102,10 @@ void x86_sse_fp_full(struct x86_cpu *cpu, x86_sse_fpfn fn, x86_xmm *r,
 		int pe = unbounded_pe(csr, r, s, kind);
 		if (pe < 0) /* not element-wise: a guess */
 			pe = (post & X86_MXCSR_UE) ? (int)(post & X86_MXCSR_PE) : 0;
+		/* elements with a masked overflow or underflow got their masked
+		 * response, which always includes PE */
+		if (post & ~unmasked & (X86_MXCSR_OE | X86_MXCSR_UE))
+			pe = X86_MXCSR_PE;
 		cpu->mxcsr = m | pre | (post & ~X86_MXCSR_PE) | (uint32_t)pe;
 		goto raise;
 	}
