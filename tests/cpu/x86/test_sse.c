@@ -593,6 +593,27 @@ static void test_block(struct ct *t)
 	CHECK_EQ_U64(t->st.gpr[X86_RSI], CT_DATA + 80);
 }
 
+/* Undefined prefix/form combinations: #UD natively (SIGILL) and on the
+ * guest; a few valid neighbours for contrast.  (Not here: 66/F2 0F 78/79
+ * and F2/F3 0F 2B, AMD's SSE4a, which an AMD host executes.) */
+static void test_ud_native(struct ct *t)
+{
+	static const char *const c[] = {
+		"66 0f c3 06", "f3 0f c3 06", "f2 0f c3 06", "66 0f 12 c1", "0f 13 c1",
+		"f3 0f 13 06", "f2 0f 16 c1", "f3 0f 50 c1", "0f 50 06", "66 0f 52 c1",
+		"f2 0f 53 c1", "f2 0f 5b c1", "0f 7c c1", "f3 0f 7c c1", "0f d0 c1",
+		"f3 0f d0 c1", "66 0f d7 06", "66 0f c5 06 00", "f2 0f f0 c1",
+		"f3 0f f0 06", "66 0f f0 06", "66 0f 71 06 01", "66 0f 73 e0 01",
+		"66 0f 71 c8 01", "66 0f 72 d8 01", "0f e6 c1", "f2 0f 6f c1",
+		"f2 0f 7e c1", "0f d6 c1", "f2 0f 28 c1", "f3 0f 29 06", "66 0f 17 c1",
+		"f2 0f 14 c1", "f3 0f 55 c1", "f2 0f c6 c1 00", "66 0f ff c1",
+		"f3 0f 70 c1 1b", "f3 0f e6 c1", "f3 0f 5a c1", "66 0f 73 d9 03",
+		"f3 0f 52 c1", "66 0f 6c c1", "66 0f 2b 06",
+	};
+	for (unsigned k = 0; k < sizeof(c) / sizeof(c[0]); k++)
+		diff_insn(t, c[k], 3);
+}
+
 static void test_cpuid(struct ct *t)
 {
 	/* mov eax, 1; cpuid */
@@ -640,6 +661,7 @@ int main(void)
 	test_fp_arith(&t);
 	unmasked_mode = false;
 	test_cpuid(&t);
+	test_ud_native(&t);
 	ct_fini(&t);
 	munmap(xpage, 4096);
 	TEST_MAIN_END();
