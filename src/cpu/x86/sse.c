@@ -655,7 +655,7 @@ CVTSI(cvtsi2sd64, "cvtsi2sdq", int64_t, 8, C_PE)
 		r->q[0] = (uint64_t)v;                                          \
 	}                                                                       \
 	H2(h_##name, {                                                          \
-		x86_xmm t, r;                                                   \
+		x86_xmm t, r = { .q = { 0, 0 } };                               \
 		const x86_xmm *s = srcsz(cpu, i, &t, M, msz);                   \
 		if (!fast_fp(cpu->mxcsr, C_F2I | (osz == 4 ? L_SS : L_SD), fp_##name, s, s, &r)) \
 			x86_sse_fp(cpu, fp_##name, &r, s, 0);                   \
