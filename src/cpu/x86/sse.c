@@ -211,26 +211,26 @@ enum {
 };
 
 /* zero or normal finite (no NaN, infinity or denormal) */
-static inline bool plain32(uint32_t x)
+static inline int plain32(uint32_t x)
 {
 	uint32_t a = x << 1;
 	return a == 0 || a - 0x01000000u < 0xfe000000u - 0x01000000u;
 }
 
 /* normal finite and larger in magnitude than the smallest normal */
-static inline bool big32(uint32_t x)
+static inline int big32(uint32_t x)
 {
 	uint32_t a = x << 1;
 	return a - 0x01000001u < 0xfe000000u - 0x01000001u;
 }
 
-static inline bool plain64(uint64_t x)
+static inline int plain64(uint64_t x)
 {
 	uint64_t a = x << 1;
 	return a == 0 || a - 0x0020000000000000ull < 0xffe0000000000000ull - 0x0020000000000000ull;
 }
 
-static inline bool big64(uint64_t x)
+static inline int big64(uint64_t x)
 {
 	uint64_t a = x << 1;
 	return a - 0x0020000000000001ull < 0xffe0000000000000ull - 0x0020000000000001ull;
