@@ -16,11 +16,10 @@ X86_HANDLER(x86_h_pause)
 /* CPUID: what this CPU implements, and nothing more. */
 void x86_cpuid(struct x86_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
-	(void)sub;
 	out[0] = out[1] = out[2] = out[3] = 0;
 	switch (leaf) {
 	case 0:
-		out[0] = 0xd;
+		out[0] = cpu->user_mode ? 0xd : 0x15;
 		memcpy(&out[1], "Genu", 4); /* EBX EDX ECX spell the vendor */
 		memcpy(&out[3], "ineI", 4);
 		memcpy(&out[2], "ntel", 4);
@@ -34,8 +33,27 @@ void x86_cpuid(struct x86_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]
 		if (!cpu->user_mode) {
 			out[2] |= 1u << 31; /* running under a hypervisor */
 			out[3] |= (1u << 3) | (1u << 5) | (1u << 6) | (1u << 13); /* PSE MSR PAE PGE */
-			if (cpu->apic)
+			if (cpu->apic) {
 				out[3] |= 1u << 9;
+				out[2] |= 1u << 24; /* TSC-deadline timer */
+			}
+		}
+		break;
+	case 7:
+		/* Structured extended features: none of EBX/ECX; EDX bit 29 says
+		 * IA32_ARCH_CAPABILITIES exists, which tells the guest this CPU
+		 * has none of the speculative-execution flaws (so it skips
+		 * mitigations such as page-table isolation). */
+		if (!cpu->user_mode && sub == 0)
+			out[3] = 1u << 29;
+		break;
+	case 0x15:
+		/* TSC / core crystal: 1 GHz, ratio 1 (the machine's TSC and
+		 * LAPIC timer both count at 1 GHz) */
+		if (!cpu->user_mode) {
+			out[0] = 1;
+			out[1] = 1;
+			out[2] = 1000000000u;
 		}
 		break;
 	case 0x80000000:
@@ -70,6 +88,10 @@ X86_HANDLER(x86_h_cpuid)
 
 uint64_t x86_rdtsc(struct x86_cpu *cpu)
 {
+	uint64_t v;
+	/* In a machine the TSC is the machine's (consistent with its timers). */
+	if (cpu->sys_ops && cpu->sys_ops->rdmsr && cpu->sys_ops->rdmsr(cpu->sys_opaque, 0x10, &v) == 0)
+		return v;
 	/* 1 GHz: the TSC counts host nanoseconds plus the guest's offset. */
 	return clock_ns() + cpu->tsc_offset;
 }
