@@ -1,0 +1,201 @@
+/*
+ * SSE4.1 floating point: ROUNDPS, ROUNDPD, ROUNDSS, ROUNDSD, DPPS, DPPD.
+ *
+ * These execute the host's own instruction with the guest's MXCSR control
+ * bits (rounding, DAZ, FTZ) loaded and all exceptions masked, which gives
+ * bit-exact results and the exception flags; the host's MXCSR is restored
+ * afterwards.  Unmasked guest exceptions are then resolved as the SDM's
+ * two-step rule says (vol. 1, 11.5.3): an unmasked pre-computation
+ * exception (invalid, denormal, divide-by-zero) sets only the
+ * pre-computation flags; otherwise all flags are set; either way the
+ * destination is left unchanged and #XM (or #UD when CR4.OSXMMEXCPT is
+ * clear) is raised.
+ */
+#include "cpu/x86/sse4_int.h"
+
+#define MX_IE 0x01u
+#define MX_DE 0x02u
+#define MX_ZE 0x04u
+#define MX_UE 0x10u
+#define MX_FLAGS 0x3fu
+#define MX_PRE (MX_IE | MX_DE | MX_ZE)
+#define MX_MASKS 0x1f80u
+#define MX_RC 0x6000u
+#define MX_FZ 0x8000u
+
+/* The host MXCSR value to compute guest instructions with: the guest's
+ * control bits, all exceptions masked, no flags. */
+static inline uint32_t host_mx(uint32_t guest)
+{
+	return (guest & ~MX_FLAGS) | MX_MASKS;
+}
+
+/* Accounts the flags raised by a computation; raises #XM / #UD (with the
+ * destination not yet written) when one of them is unmasked in the guest. */
+static void fp_flags(struct x86_cpu *cpu, uint32_t flags)
+{
+	uint32_t unmasked = ~(cpu->mxcsr >> 7) & MX_FLAGS;
+	flags &= MX_FLAGS;
+	if (flags & unmasked) {
+		if (flags & MX_PRE & unmasked)
+			flags &= MX_PRE;
+		cpu->mxcsr |= flags;
+		x86_raise(cpu, (cpu->cr4 & (1u << 10)) ? X86_XM : X86_UD, 0);
+	}
+	cpu->mxcsr |= flags;
+}
+
+/* Runs one host instruction INSN (AT&T syntax, operands %%xmm1 = source,
+ * %%xmm0 = destination) on *d and *s under MXCSR mx; returns the flags. */
+#define HOST_OP(INSN, d, s, mx)                                                 \
+	({                                                                      \
+		uint32_t host_, fl_, mx_ = (mx);                                \
+		__asm__ volatile("stmxcsr %[host]\n\t"                          \
+				 "ldmxcsr %[mxv]\n\t"                           \
+				 "movups (%[dp]), %%xmm0\n\t"                   \
+				 "movups (%[sp]), %%xmm1\n\t"                   \
+				 INSN "\n\t"                                    \
+				 "movups %%xmm0, (%[dp])\n\t"                   \
+				 "stmxcsr %[fl]\n\t"                            \
+				 "ldmxcsr %[host]"                              \
+				 : [host] "=m"(host_), [fl] "=m"(fl_)           \
+				 : [mxv] "m"(mx_), [dp] "r"(d), [sp] "r"(s)     \
+				 : "xmm0", "xmm1", "memory");                   \
+		fl_;                                                            \
+	})
+
+/* --- ROUND* --------------------------------------------------------------- */
+
+/* The MXCSR to round with: imm[2] set uses the guest's rounding control,
+ * else imm[1:0] replaces it. */
+static inline uint32_t round_mx(const struct x86_cpu *cpu, unsigned imm)
+{
+	uint32_t mx = host_mx(cpu->mxcsr);
+	if (!(imm & 4))
+		mx = (mx & ~MX_RC) | (imm & 3) << 13;
+	return mx;
+}
+
+/* imm[3] suppresses the precision exception: both host forms take the
+ * rounding mode from MXCSR (imm 4 or 12). */
+#define DEF_ROUND(name, insn)                                                    \
+	static inline void op_##name(struct x86_cpu *cpu, const struct x86_insn *i, \
+				     x86_xmm *d, const x86_xmm *s)                \
+	{                                                                        \
+		unsigned imm = (uint8_t)i->imm;                                  \
+		x86_xmm r = *d;                                                  \
+		uint32_t fl;                                                     \
+		if (imm & 8)                                                     \
+			fl = HOST_OP(insn " $12, %%xmm1, %%xmm0", &r, s, round_mx(cpu, imm)); \
+		else                                                             \
+			fl = HOST_OP(insn " $4, %%xmm1, %%xmm0", &r, s, round_mx(cpu, imm)); \
+		fp_flags(cpu, fl);                                               \
+		*d = r;                                                          \
+	}
+DEF_ROUND(roundps, "roundps")
+DEF_ROUND(roundpd, "roundpd")
+DEF_ROUND(roundss, "roundss")
+DEF_ROUND(roundsd, "roundsd")
+
+SSE4_DEF_XMM(roundps, true)
+SSE4_DEF_XMM(roundpd, true)
+
+/* The scalar forms read 4 or 8 bytes from memory. */
+#define DEF_ROUND_SCALAR(name, size)                                    \
+	static X86_HANDLER(h_##name##_r)                                \
+	{                                                               \
+		x86_sse_check(cpu);                                     \
+		x86_xmm d = cpu->xmm[i->reg];                           \
+		op_##name(cpu, i, &d, &cpu->xmm[i->rm]);                \
+		cpu->xmm[i->reg] = d;                                   \
+		return i + 1;                                           \
+	}                                                               \
+	static X86_HANDLER(h_##name##_m)                                \
+	{                                                               \
+		x86_sse_check(cpu);                                     \
+		x86_xmm s = { .q = { 0, 0 } }, d = cpu->xmm[i->reg];    \
+		s.q[0] = x86_read(cpu, x86_ea(cpu, i), size);           \
+		op_##name(cpu, i, &d, &s);                              \
+		cpu->xmm[i->reg] = d;                                   \
+		return i + 1;                                           \
+	}
+DEF_ROUND_SCALAR(roundss, 4)
+DEF_ROUND_SCALAR(roundsd, 8)
+
+/* --- DPPS / DPPD ------------------------------------------------------------ */
+
+/* One host function per control byte (the immediate is part of the host
+ * instruction), generated for every value 0x00..0xff. */
+typedef uint32_t (*dp_fn)(x86_xmm *d, const x86_xmm *s, uint32_t mx);
+
+#define DP_FN(insn, h, l)                                                        \
+	static uint32_t insn##_##h##l(x86_xmm *d, const x86_xmm *s, uint32_t mx) \
+	{                                                                        \
+		return HOST_OP(#insn " $0x" #h #l ", %%xmm1, %%xmm0", d, s, mx); \
+	}
+#define DP_ROW(insn, h)                                                            \
+	DP_FN(insn, h, 0) DP_FN(insn, h, 1) DP_FN(insn, h, 2) DP_FN(insn, h, 3)    \
+	DP_FN(insn, h, 4) DP_FN(insn, h, 5) DP_FN(insn, h, 6) DP_FN(insn, h, 7)    \
+	DP_FN(insn, h, 8) DP_FN(insn, h, 9) DP_FN(insn, h, a) DP_FN(insn, h, b)    \
+	DP_FN(insn, h, c) DP_FN(insn, h, d) DP_FN(insn, h, e) DP_FN(insn, h, f)
+#define DP_ALL(insn)                                                               \
+	DP_ROW(insn, 0) DP_ROW(insn, 1) DP_ROW(insn, 2) DP_ROW(insn, 3)            \
+	DP_ROW(insn, 4) DP_ROW(insn, 5) DP_ROW(insn, 6) DP_ROW(insn, 7)            \
+	DP_ROW(insn, 8) DP_ROW(insn, 9) DP_ROW(insn, a) DP_ROW(insn, b)            \
+	DP_ROW(insn, c) DP_ROW(insn, d) DP_ROW(insn, e) DP_ROW(insn, f)
+#define DP_ENT(insn, h, l) insn##_##h##l,
+#define DP_TROW(insn, h)                                                           \
+	DP_ENT(insn, h, 0) DP_ENT(insn, h, 1) DP_ENT(insn, h, 2) DP_ENT(insn, h, 3) \
+	DP_ENT(insn, h, 4) DP_ENT(insn, h, 5) DP_ENT(insn, h, 6) DP_ENT(insn, h, 7) \
+	DP_ENT(insn, h, 8) DP_ENT(insn, h, 9) DP_ENT(insn, h, a) DP_ENT(insn, h, b) \
+	DP_ENT(insn, h, c) DP_ENT(insn, h, d) DP_ENT(insn, h, e) DP_ENT(insn, h, f)
+#define DP_TABLE(insn)                                                             \
+	static const dp_fn insn##_fns[256] = {                                     \
+		DP_TROW(insn, 0) DP_TROW(insn, 1) DP_TROW(insn, 2) DP_TROW(insn, 3) \
+		DP_TROW(insn, 4) DP_TROW(insn, 5) DP_TROW(insn, 6) DP_TROW(insn, 7) \
+		DP_TROW(insn, 8) DP_TROW(insn, 9) DP_TROW(insn, a) DP_TROW(insn, b) \
+		DP_TROW(insn, c) DP_TROW(insn, d) DP_TROW(insn, e) DP_TROW(insn, f) \
+	};
+
+DP_ALL(dpps)
+DP_TABLE(dpps)
+DP_ALL(dppd)
+DP_TABLE(dppd)
+
+static inline void op_dpps(struct x86_cpu *cpu, const struct x86_insn *i,
+			   x86_xmm *d, const x86_xmm *s)
+{
+	x86_xmm r = *d;
+	fp_flags(cpu, dpps_fns[(uint8_t)i->imm](&r, s, host_mx(cpu->mxcsr)));
+	*d = r;
+}
+
+static inline void op_dppd(struct x86_cpu *cpu, const struct x86_insn *i,
+			   x86_xmm *d, const x86_xmm *s)
+{
+	x86_xmm r = *d;
+	fp_flags(cpu, dppd_fns[(uint8_t)i->imm](&r, s, host_mx(cpu->mxcsr)));
+	*d = r;
+}
+
+SSE4_DEF_XMM(dpps, true)
+SSE4_DEF_XMM(dppd, true)
+
+bool x86_sse4_select_fp(struct x86_insn *i, unsigned map, unsigned opc, unsigned mp)
+{
+	static const x86_handler_fn r[4] = { h_roundps_r, h_roundpd_r, h_roundss_r, h_roundsd_r };
+	static const x86_handler_fn m[4] = { h_roundps_m, h_roundpd_m, h_roundss_m, h_roundsd_m };
+
+	if (map != 3 || mp != X86_MP_66)
+		return false;
+	if (opc >= 0x08 && opc <= 0x0b) {
+		i->fn = (i->is_mem ? m : r)[opc - 8];
+		return true;
+	}
+	if (opc == 0x40 || opc == 0x41) {
+		i->fn = opc == 0x40 ? (i->is_mem ? h_dpps_m : h_dpps_r)
+				    : (i->is_mem ? h_dppd_m : h_dppd_r);
+		return true;
+	}
+	return false;
+}
