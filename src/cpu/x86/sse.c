@@ -9,8 +9,12 @@ void x86_sse_check(struct x86_cpu *cpu)
 		x86_raise(cpu, X86_NM, 0);
 }
 
+bool x86_select_sse4(struct x86_insn *i, unsigned map, unsigned opc, unsigned mpfx);
+
 bool x86_select_sse(struct x86_insn *i, unsigned map, unsigned opc, unsigned mpfx)
 {
-	(void)i; (void)map; (void)opc; (void)mpfx;
+	/* TEMP: hook for the SSSE3/SSE4 family until the SSE family lands. */
+	if (map >= 2)
+		return x86_select_sse4(i, map, opc, mpfx);
 	return false;
 }
