@@ -162,20 +162,199 @@ DP_TABLE(dpps)
 DP_ALL(dppd)
 DP_TABLE(dppd)
 
+/* --- DPPS / DPPD with unmasked exceptions -----------------------------------
+ * The hardware computes a dot product in steps (the selected products, then
+ * pairwise sums, then the total), each rounded, and checks exceptions after
+ * each step by the two-step rule.  When the guest unmasks an exception that
+ * the masked computation raised (or unmasks underflow, which has a case the
+ * masked run does not flag: a tiny exact result), the steps are replayed
+ * one lane at a time to find the flags the hardware leaves. */
+
+#define MX_OE 0x08u
+#define MX_PE 0x20u
+
+/* One scalar host operation on lane 0 of *a and *b; result in a->q[0]. */
+enum { DP_MULSS, DP_ADDSS, DP_MULSD, DP_ADDSD };
+
+static uint32_t host_scalar(unsigned op, x86_xmm *a, const x86_xmm *b, uint32_t mx)
+{
+	switch (op) {
+	case DP_MULSS: return HOST_OP("mulss %%xmm1, %%xmm0", a, b, mx);
+	case DP_ADDSS: return HOST_OP("addss %%xmm1, %%xmm0", a, b, mx);
+	case DP_MULSD: return HOST_OP("mulsd %%xmm1, %%xmm0", a, b, mx);
+	default: return HOST_OP("addsd %%xmm1, %%xmm0", a, b, mx);
+	}
+}
+
+static inline int exp_f32(uint32_t v) { return (int)(v >> 23 & 0xff); }
+static inline int exp_f64(uint64_t v) { return (int)(v >> 52 & 0x7ff); }
+
+/* Whether op(a, b), rounded to the format's precision with an unbounded
+ * exponent range, is inexact (what PE reports when an overflow or underflow
+ * exception is unmasked).  a and b are finite, after DAZ. */
+static bool inexact_unbounded(unsigned op, const x86_xmm *a0, const x86_xmm *b0, uint32_t mxcsr)
+{
+	x86_xmm ta = *a0, tb = *b0, *a = &ta, *b = &tb;
+	__float128 r, q;
+	int ea, eb;
+
+	if (mxcsr & 0x40) { /* DAZ: denormal inputs are zeros */
+		if (op == DP_MULSS || op == DP_ADDSS) {
+			if (exp_f32(a->d[0]) == 0)
+				a->d[0] &= 0x80000000u;
+			if (exp_f32(b->d[0]) == 0)
+				b->d[0] &= 0x80000000u;
+		} else {
+			if (exp_f64(a->q[0]) == 0)
+				a->q[0] &= 1ull << 63;
+			if (exp_f64(b->q[0]) == 0)
+				b->q[0] &= 1ull << 63;
+		}
+	}
+
+	switch (op) {
+	case DP_MULSS:
+		r = (__float128)a->f[0] * b->f[0];
+		break;
+	case DP_MULSD:
+		r = (__float128)a->fd[0] * b->fd[0]; /* 106 bits: exact */
+		break;
+	case DP_ADDSS:
+		ea = exp_f32(a->d[0]);
+		eb = exp_f32(b->d[0]);
+		if (a->f[0] != 0 && b->f[0] != 0 && (ea - eb > 26 || eb - ea > 26))
+			return true;
+		r = (__float128)a->f[0] + b->f[0];
+		break;
+	default:
+		ea = exp_f64(a->q[0]);
+		eb = exp_f64(b->q[0]);
+		if (a->fd[0] != 0 && b->fd[0] != 0 && (ea - eb > 55 || eb - ea > 55))
+			return true;
+		r = (__float128)a->fd[0] + b->fd[0]; /* exact: at most 110 bits */
+		break;
+	}
+	if (r == 0)
+		return false;
+	/* Scale into the normal range of the target format (exact in binary128),
+	 * then see whether converting loses bits. */
+	q = r < 0 ? -r : r;
+	while (q >= 0x1p100Q)
+		q *= 0x1p-100Q;
+	while (q < 0x1p-100Q)
+		q *= 0x1p100Q;
+	if (op == DP_MULSS || op == DP_ADDSS)
+		return (__float128)(float)q != q;
+	return (__float128)(double)q != q;
+}
+
+_Noreturn static void raise_xm(struct x86_cpu *cpu, uint32_t flags)
+{
+	cpu->mxcsr |= flags & MX_FLAGS;
+	x86_raise(cpu, (cpu->cr4 & (1u << 10)) ? X86_XM : X86_UD, 0);
+}
+
+/* One step: op on the lanes in lanes (bit k: lane k) of a and b, results in
+ * out; flags accumulated in *acc; raises when the step traps. */
+static void dp_step(struct x86_cpu *cpu, unsigned op, unsigned lanes, x86_xmm *out,
+		    const x86_xmm *a, const x86_xmm *b, uint32_t *acc)
+{
+	uint32_t unmasked = ~(cpu->mxcsr >> 7) & MX_FLAGS, mx = host_mx(cpu->mxcsr);
+	bool dbl = op >= DP_MULSD;
+	unsigned n = dbl ? 2 : 4;
+	uint32_t fl[4] = { 0 }, pre = 0, post = 0;
+	x86_xmm la[4], lb[4];
+
+	*out = (x86_xmm){ .q = { 0, 0 } };
+	for (unsigned k = 0; k < n; k++) {
+		if (!(lanes & (1u << k)))
+			continue;
+		la[k] = (x86_xmm){ .q = { 0, 0 } };
+		lb[k] = la[k];
+		if (dbl) {
+			la[k].q[0] = a->q[k];
+			lb[k].q[0] = b->q[k];
+		} else {
+			la[k].d[0] = a->d[k];
+			lb[k].d[0] = b->d[k];
+		}
+		x86_xmm r = la[k];
+		fl[k] = host_scalar(op, &r, &lb[k], mx) & MX_FLAGS;
+		if (dbl)
+			out->q[k] = r.q[0];
+		else
+			out->d[k] = r.d[0];
+		pre |= fl[k] & MX_PRE;
+	}
+	if (pre & unmasked)
+		raise_xm(cpu, *acc | pre);
+	for (unsigned k = 0; k < n; k++) {
+		if (!(lanes & (1u << k)))
+			continue;
+		uint32_t f = fl[k] & ~MX_PRE;
+		bool tiny = f & MX_UE;
+		if (!tiny && (unmasked & MX_UE) && !(fl[k] & MX_IE)) {
+			/* a tiny exact result: flagged only when flushed */
+			x86_xmm r = la[k];
+			tiny = host_scalar(op, &r, &lb[k], mx | MX_FZ) & MX_UE;
+		}
+		if ((unmasked & MX_OE) && (f & MX_OE))
+			f = MX_OE | (inexact_unbounded(op, &la[k], &lb[k], cpu->mxcsr) ? MX_PE : 0);
+		else if ((unmasked & MX_UE) && tiny)
+			f = MX_UE | (inexact_unbounded(op, &la[k], &lb[k], cpu->mxcsr) ? MX_PE : 0);
+		post |= f;
+	}
+	if (post & unmasked)
+		raise_xm(cpu, *acc | pre | post);
+	*acc |= pre | post;
+}
+
+/* Replays DPPS (dbl false) or DPPD step by step; returns only when no step
+ * traps. */
+static void dp_replay(struct x86_cpu *cpu, unsigned imm, const x86_xmm *d,
+		      const x86_xmm *s, bool dbl)
+{
+	uint32_t acc = 0;
+	x86_xmm p, lo, hi, t;
+	if (!dbl) {
+		dp_step(cpu, DP_MULSS, (imm >> 4) & 15, &p, d, s, &acc);
+		lo = (x86_xmm){ .d = { p.d[0], p.d[2], 0, 0 } };
+		hi = (x86_xmm){ .d = { p.d[1], p.d[3], 0, 0 } };
+		dp_step(cpu, DP_ADDSS, 3, &t, &lo, &hi, &acc);
+		lo = (x86_xmm){ .d = { t.d[0], 0, 0, 0 } };
+		hi = (x86_xmm){ .d = { t.d[1], 0, 0, 0 } };
+		dp_step(cpu, DP_ADDSS, 1, &t, &lo, &hi, &acc);
+	} else {
+		dp_step(cpu, DP_MULSD, (imm >> 4) & 3, &p, d, s, &acc);
+		lo = (x86_xmm){ .q = { p.q[0], 0 } };
+		hi = (x86_xmm){ .q = { p.q[1], 0 } };
+		dp_step(cpu, DP_ADDSD, 1, &t, &lo, &hi, &acc);
+	}
+}
+
+static inline void dp_op(struct x86_cpu *cpu, const struct x86_insn *i, x86_xmm *d,
+			 const x86_xmm *s, bool dbl)
+{
+	uint32_t unmasked = ~(cpu->mxcsr >> 7) & MX_FLAGS;
+	unsigned imm = (uint8_t)i->imm;
+	x86_xmm r = *d;
+	uint32_t fl = (dbl ? dppd_fns : dpps_fns)[imm](&r, s, host_mx(cpu->mxcsr)) & MX_FLAGS;
+	if ((fl & unmasked) || (unmasked & MX_UE))
+		dp_replay(cpu, imm, d, s, dbl);
+	cpu->mxcsr |= fl;
+	*d = r;
+}
+
 static inline void op_dpps(struct x86_cpu *cpu, const struct x86_insn *i,
 			   x86_xmm *d, const x86_xmm *s)
 {
-	x86_xmm r = *d;
-	fp_flags(cpu, dpps_fns[(uint8_t)i->imm](&r, s, host_mx(cpu->mxcsr)));
-	*d = r;
+	dp_op(cpu, i, d, s, false);
 }
 
 static inline void op_dppd(struct x86_cpu *cpu, const struct x86_insn *i,
 			   x86_xmm *d, const x86_xmm *s)
 {
-	x86_xmm r = *d;
-	fp_flags(cpu, dppd_fns[(uint8_t)i->imm](&r, s, host_mx(cpu->mxcsr)));
-	*d = r;
+	dp_op(cpu, i, d, s, true);
 }
 
 SSE4_DEF_XMM(dpps, true)

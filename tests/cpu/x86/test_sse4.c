@@ -515,7 +515,10 @@ static void test_ptest_and_fault(void)
 
 int main(int argc, char **argv)
 {
+	/* usage: test-cpu-sse4 [runs-per-form [seed]] */
 	unsigned iters = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 0) : 400;
+	if (argc > 2)
+		rng_state = strtoull(argv[2], NULL, 0) | 1;
 	struct sigaction sa;
 	unsigned a, b, c, d;
 
