@@ -32,15 +32,22 @@ static uint64_t rnd(void)
 /* The state both sides start from and end in.  The layout is known to the
  * native stub (offsets in comments). */
 struct nstate {
-	uint8_t x[4][16];      /* 0: xmm0-xmm3 (mm1 = low half of x[1], mm2 of x[2]) */
-	uint64_t gpr[4];       /* 64: rax rcx rdx rbx */
-	uint64_t flags;        /* 96 */
-	uint32_t mxcsr;        /* 104 */
-	uint32_t host_mxcsr;   /* 108 */
-	uint8_t pad[16];       /* 112 */
-	uint8_t mem[64];       /* 128: [rsi] */
+	uint8_t x[16][16];     /* 0: xmm0-xmm15 (mm1 = low half of x[1], mm2 of x[2]) */
+	uint64_t gpr[8];       /* 256: rax rcx rdx rbx r8 r9 r10 r11 */
+	uint64_t flags;        /* 320 */
+	uint32_t mxcsr;        /* 328 */
+	uint32_t host_mxcsr;   /* 332 */
+	uint8_t pad[48];       /* 336 */
+	uint8_t mem[64];       /* 384: [rsi] */
 	int vector;            /* -1: none, else the exception vector */
 } __attribute__((aligned(16)));
+
+#define OFF_GPR 256
+#define OFF_FLAGS 320
+#define OFF_MXCSR 328
+#define OFF_HOST_MXCSR 332
+#define OFF_MEM 384
+static const unsigned gpr_num[8] = { 0, 1, 2, 3, 8, 9, 10, 11 };
 
 /* --- native execution -------------------------------------------------------- */
 
@@ -58,57 +65,64 @@ static void on_signal(int sig, siginfo_t *si, void *ctx)
 	siglongjmp(native_jmp, 1);
 }
 
-static size_t put(uint8_t *p, size_t n, const char *hex_bytes, size_t len)
+/* Emits [prefix] [rex] opcode bytes, then ModRM reg, [rdi + disp32]. */
+static size_t emit_rdi(size_t n, int pfx, unsigned rex, const uint8_t *op, size_t oplen,
+		       unsigned reg, uint32_t disp)
 {
-	memcpy(p + n, hex_bytes, len);
-	return n + len;
+	if (pfx >= 0)
+		stub[n++] = (uint8_t)pfx;
+	rex |= (reg & 8) ? 0x44 : 0;
+	if (rex)
+		stub[n++] = (uint8_t)rex;
+	memcpy(stub + n, op, oplen);
+	n += oplen;
+	stub[n++] = (uint8_t)(0x80 | (reg & 7) << 3 | 7);
+	memcpy(stub + n, &disp, 4);
+	return n + 4;
 }
-#define PUT(...)                                                                  \
-	do {                                                                      \
-		static const uint8_t b_[] = { __VA_ARGS__ };                       \
-		n = put(stub, n, (const char *)b_, sizeof(b_));                    \
-	} while (0)
+
+static const uint8_t OP_MOVDQU_LD[] = { 0x0f, 0x6f }, OP_MOVDQU_ST[] = { 0x0f, 0x7f };
+static const uint8_t OP_MOV_LD[] = { 0x8b }, OP_MOV_ST[] = { 0x89 };
+static const uint8_t OP_LDMXCSR[] = { 0x0f, 0xae }, OP_PUSH[] = { 0xff }, OP_POP[] = { 0x8f };
 
 /* Generates: load the state at rdi, run insn, store the state back. */
 static void build_stub(const uint8_t *insn, size_t len, bool mmx)
 {
 	size_t n = 0;
-	PUT(0x53);                                   /* push rbx */
-	PUT(0x0f, 0xae, 0x5f, 0x6c);                 /* stmxcsr [rdi+108] */
-	PUT(0xf3, 0x0f, 0x6f, 0x47, 0x00);           /* movdqu xmm0, [rdi] */
-	PUT(0xf3, 0x0f, 0x6f, 0x4f, 0x10);           /* movdqu xmm1, [rdi+16] */
-	PUT(0xf3, 0x0f, 0x6f, 0x57, 0x20);           /* movdqu xmm2, [rdi+32] */
-	PUT(0xf3, 0x0f, 0x6f, 0x5f, 0x30);           /* movdqu xmm3, [rdi+48] */
+	stub[n++] = 0x53; /* push rbx */
+	n = emit_rdi(n, -1, 0, OP_LDMXCSR, 2, 3, OFF_HOST_MXCSR); /* stmxcsr */
+	for (unsigned r = 0; r < 16; r++)
+		n = emit_rdi(n, 0xf3, 0, OP_MOVDQU_LD, 2, r, 16 * r);
 	if (mmx) {
-		PUT(0x0f, 0x6f, 0x4f, 0x10);         /* movq mm1, [rdi+16] */
-		PUT(0x0f, 0x6f, 0x57, 0x20);         /* movq mm2, [rdi+32] */
+		n = emit_rdi(n, -1, 0, OP_MOVDQU_LD, 2, 1, 16); /* movq mm1 */
+		n = emit_rdi(n, -1, 0, OP_MOVDQU_LD, 2, 2, 32); /* movq mm2 */
 	}
-	PUT(0x48, 0x8b, 0x47, 0x40);                 /* mov rax, [rdi+64] */
-	PUT(0x48, 0x8b, 0x4f, 0x48);                 /* mov rcx, [rdi+72] */
-	PUT(0x48, 0x8b, 0x57, 0x50);                 /* mov rdx, [rdi+80] */
-	PUT(0x48, 0x8b, 0x5f, 0x58);                 /* mov rbx, [rdi+88] */
-	PUT(0x48, 0x8d, 0xb7, 0x80, 0, 0, 0);        /* lea rsi, [rdi+128] */
-	PUT(0x0f, 0xae, 0x57, 0x68);                 /* ldmxcsr [rdi+104] */
-	PUT(0xff, 0x77, 0x60, 0x9d);                 /* push qword [rdi+96]; popfq */
+	for (unsigned r = 0; r < 8; r++)
+		n = emit_rdi(n, -1, 0x48, OP_MOV_LD, 1, gpr_num[r], OFF_GPR + 8 * r);
+	static const uint8_t lea_rsi[] = { 0x48, 0x8d, 0xb7, OFF_MEM & 0xff, OFF_MEM >> 8, 0, 0 };
+	memcpy(stub + n, lea_rsi, sizeof(lea_rsi));
+	n += sizeof(lea_rsi);
+	n = emit_rdi(n, -1, 0, OP_LDMXCSR, 2, 2, OFF_MXCSR);
+	n = emit_rdi(n, -1, 0, OP_PUSH, 1, 6, OFF_FLAGS);
+	stub[n++] = 0x9d; /* popfq */
 	memcpy(stub + n, insn, len);
 	n += len;
-	PUT(0x9c, 0x8f, 0x47, 0x60);                 /* pushfq; pop qword [rdi+96] */
-	PUT(0x0f, 0xae, 0x5f, 0x68);                 /* stmxcsr [rdi+104] */
-	PUT(0x48, 0x89, 0x47, 0x40);                 /* mov [rdi+64], rax */
-	PUT(0x48, 0x89, 0x4f, 0x48);
-	PUT(0x48, 0x89, 0x57, 0x50);
-	PUT(0x48, 0x89, 0x5f, 0x58);
-	PUT(0xf3, 0x0f, 0x7f, 0x47, 0x00);           /* movdqu [rdi], xmm0 */
-	PUT(0xf3, 0x0f, 0x7f, 0x4f, 0x10);
-	PUT(0xf3, 0x0f, 0x7f, 0x57, 0x20);
-	PUT(0xf3, 0x0f, 0x7f, 0x5f, 0x30);
+	stub[n++] = 0x9c; /* pushfq */
+	n = emit_rdi(n, -1, 0, OP_POP, 1, 0, OFF_FLAGS);
+	n = emit_rdi(n, -1, 0, OP_LDMXCSR, 2, 3, OFF_MXCSR);
+	for (unsigned r = 0; r < 8; r++)
+		n = emit_rdi(n, -1, 0x48, OP_MOV_ST, 1, gpr_num[r], OFF_GPR + 8 * r);
+	for (unsigned r = 0; r < 16; r++)
+		n = emit_rdi(n, 0xf3, 0, OP_MOVDQU_ST, 2, r, 16 * r);
 	if (mmx) {
-		PUT(0x0f, 0x7f, 0x4f, 0x10);         /* movq [rdi+16], mm1 */
-		PUT(0x0f, 0x7f, 0x57, 0x20);         /* movq [rdi+32], mm2 */
-		PUT(0x0f, 0x77);                     /* emms */
+		n = emit_rdi(n, -1, 0, OP_MOVDQU_ST, 2, 1, 16); /* movq [], mm1 */
+		n = emit_rdi(n, -1, 0, OP_MOVDQU_ST, 2, 2, 32);
+		stub[n++] = 0x0f; /* emms */
+		stub[n++] = 0x77;
 	}
-	PUT(0x0f, 0xae, 0x57, 0x6c);                 /* ldmxcsr [rdi+108] */
-	PUT(0x5b, 0xc3);                             /* pop rbx; ret */
+	n = emit_rdi(n, -1, 0, OP_LDMXCSR, 2, 2, OFF_HOST_MXCSR);
+	stub[n++] = 0x5b; /* pop rbx */
+	stub[n++] = 0xc3;
 }
 
 static void run_native(struct nstate *s, const uint8_t *insn, size_t len, bool mmx)
@@ -150,10 +164,8 @@ static void run_emulated(struct ct *t, struct nstate *s, const uint8_t *insn, si
 		st->fx.fsw = 0;
 		st->fx.ftw = 0xff;
 	}
-	st->gpr[X86_RAX] = s->gpr[0];
-	st->gpr[X86_RCX] = s->gpr[1];
-	st->gpr[X86_RDX] = s->gpr[2];
-	st->gpr[X86_RBX] = s->gpr[3];
+	for (unsigned r = 0; r < 8; r++)
+		st->gpr[gpr_num[r]] = s->gpr[r];
 	st->gpr[X86_RSI] = CT_DATA;
 	st->rflags = s->flags;
 	st->fx.mxcsr = s->mxcsr;
@@ -169,10 +181,8 @@ static void run_emulated(struct ct *t, struct nstate *s, const uint8_t *insn, si
 		memcpy(s->x[1], st->fx.st[1], 8);
 		memcpy(s->x[2], st->fx.st[2], 8);
 	}
-	s->gpr[0] = st->gpr[X86_RAX];
-	s->gpr[1] = st->gpr[X86_RCX];
-	s->gpr[2] = st->gpr[X86_RDX];
-	s->gpr[3] = st->gpr[X86_RBX];
+	for (unsigned r = 0; r < 8; r++)
+		s->gpr[r] = st->gpr[gpr_num[r]];
 	s->flags = st->rflags;
 	s->mxcsr = st->fx.mxcsr;
 	memcpy(s->mem, ct_data(t, CT_DATA), sizeof(s->mem));
@@ -181,7 +191,7 @@ static void run_emulated(struct ct *t, struct nstate *s, const uint8_t *insn, si
 /* --- instruction templates ------------------------------------------------- */
 
 enum { K_INT, K_FPS, K_FPD, K_STR, K_GPR };
-enum { F_MEMONLY = 1, F_MMX = 2, F_IMM = 4, F_NOMISALIGN = 8 };
+enum { F_MEMONLY = 1, F_MMX = 2, F_IMM = 4, F_BYTE = 8 };
 
 struct tmpl {
 	const char *name;
@@ -245,7 +255,7 @@ static const struct tmpl tmpls[] = {
 	{ "pcmpistrm", P66, 3, 0x62, K_STR, F_IMM }, { "pcmpistri", P66, 3, 0x63, K_STR, F_IMM },
 	{ "pcmpestrm w", P66W, 3, 0x60, K_STR, F_IMM }, { "pcmpestri w", P66W, 3, 0x61, K_STR, F_IMM },
 	/* CRC32 and MOVBE */
-	{ "crc32 r8", { 0xf2 }, 2, 0xf0, K_GPR, 0 }, { "crc32 r32", { 0xf2 }, 2, 0xf1, K_GPR, 0 },
+	{ "crc32 r8", { 0xf2 }, 2, 0xf0, K_GPR, F_BYTE }, { "crc32 r32", { 0xf2 }, 2, 0xf1, K_GPR, 0 },
 	{ "crc32 r16", { 0x66, 0xf2 }, 2, 0xf1, K_GPR, 0 }, { "crc32 r16'", { 0xf2, 0x66 }, 2, 0xf1, K_GPR, 0 },
 	{ "crc32 r64", { 0xf2, 0x48 }, 2, 0xf1, K_GPR, 0 }, { "crc32 r64,r8", { 0xf2, 0x48 }, 2, 0xf0, K_GPR, 0 },
 	{ "crc32 rex r8", { 0xf2, 0x40 }, 2, 0xf0, K_GPR, 0 },
@@ -337,11 +347,11 @@ static uint64_t str_len_val(void)
 static void random_state(struct nstate *s, const struct tmpl *tp)
 {
 	memset(s, 0, sizeof(*s));
-	for (unsigned k = 0; k < 4; k++)
+	for (unsigned k = 0; k < 16; k++)
 		fill_vec(s->x[k], tp->kind);
 	for (unsigned k = 0; k < 64; k += 16)
 		fill_vec(s->mem + k, tp->kind);
-	for (unsigned k = 0; k < 4; k++)
+	for (unsigned k = 0; k < 8; k++)
 		s->gpr[k] = rnd();
 	if (tp->kind == K_STR) {
 		s->gpr[0] = str_len_val();
@@ -374,7 +384,9 @@ static bool compare(const struct tmpl *tp, const uint8_t *insn, size_t len,
 			fprintf(stderr, " %02x", insn[k]);
 		fprintf(stderr, "\n  vector native %d emulated %d; mxcsr in %08x native %08x emulated %08x\n",
 			n->vector, e->vector, in->mxcsr, n->mxcsr, e->mxcsr);
-		for (unsigned r = 0; r < 4; r++) {
+		for (unsigned r = 0; r < 16; r++) {
+			if (!memcmp(n->x[r], e->x[r], 16) && !memcmp(n->x[r], in->x[r], 16))
+				continue;
 			fprintf(stderr, "  xmm%u in ", r);
 			for (int k = 15; k >= 0; k--)
 				fprintf(stderr, "%02x", in->x[r][k]);
@@ -386,7 +398,7 @@ static bool compare(const struct tmpl *tp, const uint8_t *insn, size_t len,
 				fprintf(stderr, "%02x", e->x[r][k]);
 			fprintf(stderr, "\n");
 		}
-		for (unsigned r = 0; r < 4; r++)
+		for (unsigned r = 0; r < 8; r++)
 			fprintf(stderr, "  gpr%u in %016llx n %016llx e %016llx\n", r,
 				(unsigned long long)in->gpr[r], (unsigned long long)n->gpr[r],
 				(unsigned long long)e->gpr[r]);
@@ -409,21 +421,40 @@ static bool guest_has_mmx(void)
 	return mmx;
 }
 
+/* Encodes the template with ModRM reg in 0..3 (REX.R: 8..11) and rm in
+ * 0..3 (REX.B: 8..11) or [rsi] / [rsi+1]; byte-register forms without REX
+ * may also name AH (rm 4) and BH (reg 7). */
 static unsigned encode(const struct tmpl *tp, bool mem, bool misalign, unsigned imm, uint8_t *out)
 {
-	unsigned n = 0;
-	for (unsigned k = 0; k < 3 && tp->pfx[k]; k++)
-		out[n++] = tp->pfx[k];
+	unsigned n = 0, rex = 0, reg = (unsigned)rnd() % 4, rm = (unsigned)rnd() % 4;
+	for (unsigned k = 0; k < 3 && tp->pfx[k]; k++) {
+		if ((tp->pfx[k] & 0xf0) == 0x40)
+			rex = tp->pfx[k];
+		else
+			out[n++] = tp->pfx[k];
+	}
+	if (rnd() % 2)
+		rex |= 0x44; /* REX.R */
+	if (!mem && rnd() % 2)
+		rex |= 0x41; /* REX.B */
+	if (!rex && !mem && rnd() % 4 == 0 && (tp->kind != K_GPR || (tp->flags & F_BYTE)))
+		rm = 4 + 3 * (unsigned)(rnd() % 2); /* AH / BH for byte forms; xmm4 / xmm7 */
+	if (tp->flags & F_MMX) { /* only mm1 and mm2 are loaded; REX.R/B are ignored */
+		reg = 1 + (unsigned)rnd() % 2;
+		rm = 1 + (unsigned)rnd() % 2;
+	}
+	if (rex)
+		out[n++] = (uint8_t)rex;
 	out[n++] = 0x0f;
 	out[n++] = tp->map == 2 ? 0x38 : 0x3a;
 	out[n++] = tp->opc;
 	if (!mem) {
-		out[n++] = 0xca; /* reg 1, rm 2 */
+		out[n++] = (uint8_t)(0xc0 | reg << 3 | rm);
 	} else if (misalign) {
-		out[n++] = 0x4e; /* [rsi + 1] */
+		out[n++] = (uint8_t)(0x46 | reg << 3); /* [rsi + 1] */
 		out[n++] = 1;
 	} else {
-		out[n++] = 0x0e; /* [rsi] */
+		out[n++] = (uint8_t)(0x06 | reg << 3); /* [rsi] */
 	}
 	if (tp->map == 3)
 		out[n++] = (uint8_t)imm;
