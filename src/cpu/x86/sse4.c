@@ -182,9 +182,9 @@ static inline void k_palignr(x86_xmm *d, const x86_xmm *s, unsigned nb, unsigned
 
 static void mmx_check(struct x86_cpu *cpu)
 {
-	if (cpu->cr0 & (1u << 2)) /* EM */
+	if (cpu->cr0 & X86_CR0_EM)
 		x86_raise(cpu, X86_UD, 0);
-	if (cpu->cr0 & (1u << 3)) /* TS */
+	if (cpu->cr0 & X86_CR0_TS)
 		x86_raise(cpu, X86_NM, 0);
 	if (cpu->fpu.fsw & 0x80) /* ES: a pending unmasked x87 exception */
 		x86_raise(cpu, X86_MF, 0);

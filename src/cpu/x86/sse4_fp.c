@@ -40,7 +40,7 @@ static void fp_flags(struct x86_cpu *cpu, uint32_t flags)
 		if (flags & MX_PRE & unmasked)
 			flags &= MX_PRE;
 		cpu->mxcsr |= flags;
-		x86_raise(cpu, (cpu->cr4 & (1u << 10)) ? X86_XM : X86_UD, 0);
+		x86_raise(cpu, (cpu->cr4 & X86_CR4_OSXMMEXCPT) ? X86_XM : X86_UD, 0);
 	}
 	cpu->mxcsr |= flags;
 }
@@ -251,7 +251,7 @@ static bool inexact_unbounded(unsigned op, const x86_xmm *a0, const x86_xmm *b0,
 _Noreturn static void raise_xm(struct x86_cpu *cpu, uint32_t flags)
 {
 	cpu->mxcsr |= flags & MX_FLAGS;
-	x86_raise(cpu, (cpu->cr4 & (1u << 10)) ? X86_XM : X86_UD, 0);
+	x86_raise(cpu, (cpu->cr4 & X86_CR4_OSXMMEXCPT) ? X86_XM : X86_UD, 0);
 }
 
 /* One step: op on the lanes in lanes (bit k: lane k) of a and b, results in
