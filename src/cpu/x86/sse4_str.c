@@ -11,26 +11,63 @@
  */
 #include "cpu/x86/sse4_int.h"
 
+#include <emmintrin.h>
+
 /* --- PCMPxSTRx ------------------------------------------------------------ */
 
-/* Element k of v in the format imm[1:0], widened to a signed int. */
-static inline int str_elem(const x86_xmm *v, unsigned k, unsigned fmt)
+/* The comparisons run on the host's SSE2 unit (baseline on x86-64 hosts).
+ * Operands are first biased so that one kind of ordered comparison serves
+ * each width: bytes compare as unsigned (signed bytes get 0x80 flipped),
+ * words as signed (unsigned words get 0x8000 flipped).  Equality does not
+ * care about the bias. */
+static inline __m128i str_bias(__m128i v, unsigned fmt)
 {
 	switch (fmt) {
-	case 0: return v->b[k];
-	case 1: return v->w[k];
-	case 2: return v->sb[k];
-	default: return v->sw[k];
+	case 1: return _mm_xor_si128(v, _mm_set1_epi16((short)0x8000));
+	case 2: return _mm_xor_si128(v, _mm_set1_epi8((char)0x80));
+	default: return v;
 	}
+}
+
+/* One bit per element of a comparison result (lanes all ones or zeros). */
+static inline unsigned str_bits(__m128i v, bool words)
+{
+	if (words)
+		return (unsigned)_mm_movemask_epi8(_mm_packs_epi16(v, _mm_setzero_si128()));
+	return (unsigned)_mm_movemask_epi8(v);
+}
+
+/* Broadcast of element k of the biased vector t. */
+static inline __m128i str_bcast(const x86_xmm *t, unsigned k, bool words)
+{
+	return words ? _mm_set1_epi16((short)t->w[k]) : _mm_set1_epi8((char)t->b[k]);
+}
+
+static inline unsigned str_eq(__m128i x, __m128i y, bool words)
+{
+	return str_bits(words ? _mm_cmpeq_epi16(x, y) : _mm_cmpeq_epi8(x, y), words);
+}
+
+/* Elements of y that are >= lo and <= hi (biased domain). */
+static inline unsigned str_range(__m128i y, __m128i lo, __m128i hi, bool words)
+{
+	__m128i ge, le;
+	if (words) {
+		ge = _mm_cmpeq_epi16(_mm_max_epi16(y, lo), y);
+		le = _mm_cmpeq_epi16(_mm_min_epi16(y, hi), y);
+	} else {
+		ge = _mm_cmpeq_epi8(_mm_max_epu8(y, lo), y);
+		le = _mm_cmpeq_epi8(_mm_min_epu8(y, hi), y);
+	}
+	return str_bits(_mm_and_si128(ge, le), words);
 }
 
 /* Implicit length: the index of the first zero element, or n. */
 static inline unsigned str_ilen(const x86_xmm *v, unsigned n, bool words)
 {
-	for (unsigned k = 0; k < n; k++)
-		if (words ? v->w[k] == 0 : v->b[k] == 0)
-			return k;
-	return n;
+	__m128i x = _mm_loadu_si128((const __m128i *)v);
+	unsigned z = str_eq(x, _mm_setzero_si128(), words);
+	return z ? (unsigned)__builtin_ctz(z) : n;
 }
 
 /* Explicit length: the absolute value of a signed 32- or 64-bit register,
@@ -46,58 +83,53 @@ static inline unsigned str_elen(uint64_t r, bool wide, unsigned n)
 }
 
 /* Computes IntRes2 for operands a (xmm1, valid length la) and b (xmm2/m128,
- * valid length lb) under control byte imm. */
+ * valid length lb) under control byte imm.  Bit j of IntRes1 is, by the
+ * aggregation imm[3:2]:
+ *   equal any:     b[j] is one of a[0..la)
+ *   ranges:        b[j] lies in some [a[2k], a[2k+1]] with 2k+1 < la
+ *   equal each:    a[j] == b[j], where an invalid element equals only an
+ *                  invalid one
+ *   equal ordered: a[0..la) occurs in b at j (a may run past b's end only
+ *                  past n, where it is not compared)
+ * and never set for j >= lb except in the last two.  Polarity imm[5:4]
+ * then inverts all n bits (01) or those below lb (11). */
 static unsigned str_compare(const x86_xmm *a, const x86_xmm *b, unsigned la,
 			    unsigned lb, unsigned imm)
 {
-	unsigned fmt = imm & 3, n = (imm & 1) ? 8 : 16, agg = (imm >> 2) & 3;
-	unsigned nmask = (1u << n) - 1, res = 0;
-	int ea[16], eb[16];
+	unsigned fmt = imm & 3, n = (imm & 1) ? 8 : 16;
+	bool words = imm & 1;
+	unsigned nmask = (1u << n) - 1, lamask = (1u << la) - 1, lbmask = (1u << lb) - 1;
+	unsigned res = 0;
+	__m128i va = str_bias(_mm_loadu_si128((const __m128i *)a), fmt);
+	__m128i vb = str_bias(_mm_loadu_si128((const __m128i *)b), fmt);
+	x86_xmm ta;
 
-	for (unsigned k = 0; k < n; k++) {
-		ea[k] = str_elem(a, k, fmt);
-		eb[k] = str_elem(b, k, fmt);
-	}
-	switch (agg) {
-	case 0: /* equal any: b[j] is one of the valid a[] */
-		for (unsigned j = 0; j < lb; j++)
-			for (unsigned k = 0; k < la; k++)
-				if (ea[k] == eb[j]) {
-					res |= 1u << j;
-					break;
-				}
+	_mm_storeu_si128((__m128i *)&ta, va);
+	switch ((imm >> 2) & 3) {
+	case 0:
+		for (unsigned k = 0; k < la; k++)
+			res |= str_eq(str_bcast(&ta, k, words), vb, words);
+		res &= lbmask;
 		break;
-	case 1: /* ranges: b[j] lies in one of the valid pairs [a[k], a[k+1]] */
-		for (unsigned j = 0; j < lb; j++)
-			for (unsigned k = 0; k + 1 < la; k += 2)
-				if (ea[k] <= eb[j] && eb[j] <= ea[k + 1]) {
-					res |= 1u << j;
-					break;
-				}
+	case 1:
+		for (unsigned k = 0; k + 1 < la; k += 2)
+			res |= str_range(vb, str_bcast(&ta, k, words),
+					 str_bcast(&ta, k + 1, words), words);
+		res &= lbmask;
 		break;
-	case 2: /* equal each: both invalid counts as equal */
-		for (unsigned j = 0; j < n; j++) {
-			bool va = j < la, vb = j < lb;
-			if (va && vb ? ea[j] == eb[j] : !va && !vb)
-				res |= 1u << j;
-		}
+	case 2:
+		res = (str_eq(va, vb, words) & lamask & lbmask) | (~lamask & ~lbmask);
 		break;
-	default: /* equal ordered: a is a prefix of b[j..] (invalid a matches) */
-		for (unsigned j = 0; j < n; j++) {
-			bool m = true;
-			for (unsigned k = 0; k + j < n && k < la; k++)
-				if (j + k >= lb || ea[k] != eb[j + k]) {
-					m = false;
-					break;
-				}
-			if (m)
-				res |= 1u << j;
-		}
+	default:
+		res = nmask;
+		for (unsigned k = 0; k < la; k++)
+			res &= ((str_eq(str_bcast(&ta, k, words), vb, words) & lbmask) >> k) |
+			       ~((1u << (n - k)) - 1);
 		break;
 	}
 	switch ((imm >> 4) & 3) {
 	case 1: res ^= nmask; break;
-	case 3: res ^= (1u << lb) - 1; break;
+	case 3: res ^= lbmask; break;
 	default: break;
 	}
 	return res & nmask;
@@ -112,6 +144,8 @@ static inline void str_flags(struct x86_cpu *cpu, unsigned res, unsigned la,
 				 (la < n ? X86_SF : 0) | ((res & 1) ? X86_OF : 0));
 }
 
+/* xSTRI: the index of the least (imm[6] clear) or most significant set bit
+ * of IntRes2 in ECX, or n when none is set. */
 static inline void str_index(struct x86_cpu *cpu, unsigned res, unsigned imm, unsigned n)
 {
 	unsigned idx = n;
@@ -120,6 +154,7 @@ static inline void str_index(struct x86_cpu *cpu, unsigned res, unsigned imm, un
 	cpu->regs[X86_RCX] = idx;
 }
 
+/* xSTRM: IntRes2 in XMM0, as bits (imm[6] clear) or expanded to elements. */
 static inline void str_mask(struct x86_cpu *cpu, unsigned res, unsigned imm)
 {
 	x86_xmm m = { .q = { 0, 0 } };
@@ -135,13 +170,14 @@ static inline void str_mask(struct x86_cpu *cpu, unsigned res, unsigned imm)
 	cpu->xmm[0] = m;
 }
 
-/* aux bit 0: explicit lengths (E) vs implicit (I); bit 1: mask (M) vs
- * index (I). */
-static inline void pcmpstr(struct x86_cpu *cpu, const struct x86_insn *i, const x86_xmm *b)
+/* One of the four instructions: explicit lengths (RAX/EAX and RDX/EDX) or
+ * implicit (NUL-terminated); mask or index output. */
+static inline __attribute__((always_inline)) void
+pcmpstr(struct x86_cpu *cpu, const struct x86_insn *i, const x86_xmm *b, bool expl, bool mask)
 {
 	const x86_xmm *a = &cpu->xmm[i->reg];
 	unsigned imm = (uint8_t)i->imm, n = (imm & 1) ? 8 : 16, la, lb;
-	if (i->aux & 1) {
+	if (expl) {
 		bool wide = i->pfx & X86_PFX_REXW;
 		la = str_elen(cpu->regs[X86_RAX], wide, n);
 		lb = str_elen(cpu->regs[X86_RDX], wide, n);
@@ -150,29 +186,33 @@ static inline void pcmpstr(struct x86_cpu *cpu, const struct x86_insn *i, const 
 		lb = str_ilen(b, n, imm & 1);
 	}
 	unsigned res = str_compare(a, b, la, lb, imm);
-	if (i->aux & 2)
+	if (mask)
 		str_mask(cpu, res, imm);
 	else
 		str_index(cpu, res, imm, n);
 	str_flags(cpu, res, la, lb, n);
 }
 
-static X86_HANDLER(h_pcmpstr_r)
-{
-	x86_sse_check(cpu);
-	x86_xmm b = cpu->xmm[i->rm]; /* a copy: the mask form may write XMM0 */
-	pcmpstr(cpu, i, &b);
-	return i + 1;
-}
-
-static X86_HANDLER(h_pcmpstr_m)
-{
-	x86_xmm b;
-	x86_sse_check(cpu);
-	x86_read128(cpu, x86_ea(cpu, i), &b, false); /* no alignment check */
-	pcmpstr(cpu, i, &b);
-	return i + 1;
-}
+#define DEF_PCMPSTR(name, expl, mask)                                           \
+	static X86_HANDLER(h_##name##_r)                                        \
+	{                                                                       \
+		x86_sse_check(cpu);                                             \
+		x86_xmm b = cpu->xmm[i->rm]; /* the mask form may write XMM0 */  \
+		pcmpstr(cpu, i, &b, expl, mask);                                \
+		return i + 1;                                                   \
+	}                                                                       \
+	static X86_HANDLER(h_##name##_m)                                        \
+	{                                                                       \
+		x86_xmm b;                                                      \
+		x86_sse_check(cpu);                                             \
+		x86_read128(cpu, x86_ea(cpu, i), &b, false); /* no alignment check */ \
+		pcmpstr(cpu, i, &b, expl, mask);                                \
+		return i + 1;                                                   \
+	}
+DEF_PCMPSTR(pcmpestrm, true, true)
+DEF_PCMPSTR(pcmpestri, true, false)
+DEF_PCMPSTR(pcmpistrm, false, true)
+DEF_PCMPSTR(pcmpistri, false, false)
 
 /* --- CRC32 ------------------------------------------------------------------ */
 
@@ -269,8 +309,9 @@ bool x86_sse4_select_str(struct x86_insn *i, unsigned map, unsigned opc, unsigne
 	if (map == 3 && opc >= 0x60 && opc <= 0x63) {
 		if (mp != X86_MP_66)
 			return false;
-		i->aux = (uint8_t)((opc & 1 ? 0 : 2) | (opc < 0x62 ? 1 : 0));
-		i->fn = i->is_mem ? h_pcmpstr_m : h_pcmpstr_r;
+		static const x86_handler_fn r[4] = { h_pcmpestrm_r, h_pcmpestri_r, h_pcmpistrm_r, h_pcmpistri_r };
+		static const x86_handler_fn m[4] = { h_pcmpestrm_m, h_pcmpestri_m, h_pcmpistrm_m, h_pcmpistri_m };
+		i->fn = (i->is_mem ? m : r)[opc - 0x60];
 		return true;
 	}
 	if (map != 2 || (opc != 0xf0 && opc != 0xf1))
