@@ -278,6 +278,22 @@ static X86_HANDLER(h_crc32_m)
 	return i + 1;
 }
 
+/* Fast path for the 64-bit source when the host has SSE4.2: its own CRC32
+ * instruction computes the same function. */
+__attribute__((target("sse4.2"))) static X86_HANDLER(h_crc32q_host_r)
+{
+	cpu->regs[i->reg] = (uint32_t)__builtin_ia32_crc32di((uint32_t)cpu->regs[i->reg],
+							     cpu->regs[i->rm]);
+	return i + 1;
+}
+
+__attribute__((target("sse4.2"))) static X86_HANDLER(h_crc32q_host_m)
+{
+	uint64_t v = x86_read64(cpu, x86_ea(cpu, i));
+	cpu->regs[i->reg] = (uint32_t)__builtin_ia32_crc32di((uint32_t)cpu->regs[i->reg], v);
+	return i + 1;
+}
+
 /* --- MOVBE ------------------------------------------------------------------- */
 
 static inline uint64_t bswap_n(uint64_t v, unsigned size)
@@ -324,6 +340,8 @@ bool x86_sse4_select_str(struct x86_insn *i, unsigned map, unsigned opc, unsigne
 			i->aux = (uint8_t)((i->pfx & X86_PFX_REXW) ? 8 : (i->pfx & X86_PFX_OPSZ) ? 2 : 4);
 		}
 		i->fn = i->is_mem ? h_crc32_m : h_crc32_r;
+		if (i->aux == 8 && __builtin_cpu_supports("sse4.2"))
+			i->fn = i->is_mem ? h_crc32q_host_m : h_crc32q_host_r;
 		return true;
 	}
 	if (mp == X86_MP_F3 || !i->is_mem)
