@@ -337,7 +337,7 @@ bool x86_sse4_select_str(struct x86_insn *i, unsigned map, unsigned opc, unsigne
 			i->aux = 1;
 			x86_fix_r8_rm(i);
 		} else {
-			i->aux = (uint8_t)((i->pfx & X86_PFX_REXW) ? 8 : (i->pfx & X86_PFX_OPSZ) ? 2 : 4);
+			i->aux = i->osz; /* 2, 4 or 8: 66 and REX.W as for any operand */
 		}
 		i->fn = i->is_mem ? h_crc32_m : h_crc32_r;
 		if (i->aux == 8 && __builtin_cpu_supports("sse4.2"))
