@@ -501,64 +501,39 @@ PMOVX(pmovzxdq, q, d, 2, 8)
 /* --- element insert / extract ------------------------------------------- */
 
 /* PEXTRB/W/D/Q and EXTRACTPS to a general register (zero-extended to 32 or,
- * for the 64-bit forms, 64 bits) or to memory of the element's size.
- * aux: log2 of the element size. */
-static inline uint64_t extract_elem(const struct x86_cpu *cpu, const struct x86_insn *i)
-{
-	const x86_xmm *s = &cpu->xmm[i->reg];
-	unsigned imm = (uint8_t)i->imm;
-	switch (i->aux) {
-	case 0: return s->b[imm & 15];
-	case 1: return s->w[imm & 7];
-	case 2: return s->d[imm & 3];
-	default: return s->q[imm & 1];
+ * for PEXTRQ, 64 bits) or to memory of the element's size; PINSRB/D/Q from
+ * the low bits of a general register or from memory.  The selector reduces
+ * the immediate to the element index. */
+#define DEF_EXTRINS(sz, field, bytes)                                            \
+	static X86_HANDLER(h_pextr##sz##_r)                                      \
+	{                                                                        \
+		x86_sse_check(cpu);                                              \
+		cpu->regs[i->rm] = cpu->xmm[i->reg].field[i->imm];               \
+		return i + 1;                                                    \
+	}                                                                        \
+	static X86_HANDLER(h_pextr##sz##_m)                                      \
+	{                                                                        \
+		x86_sse_check(cpu);                                              \
+		x86_write(cpu, x86_ea(cpu, i), bytes, cpu->xmm[i->reg].field[i->imm]); \
+		return i + 1;                                                    \
+	}                                                                        \
+	__attribute__((unused)) static X86_HANDLER(h_pinsr##sz##_r)                                    \
+	{                                                                        \
+		x86_sse_check(cpu);                                              \
+		cpu->xmm[i->reg].field[i->imm] = (__typeof__(cpu->xmm[0].field[0]))cpu->regs[i->rm]; \
+		return i + 1;                                                    \
+	}                                                                        \
+	__attribute__((unused)) static X86_HANDLER(h_pinsr##sz##_m)                                    \
+	{                                                                        \
+		x86_sse_check(cpu);                                              \
+		cpu->xmm[i->reg].field[i->imm] =                                 \
+			(__typeof__(cpu->xmm[0].field[0]))x86_read(cpu, x86_ea(cpu, i), bytes); \
+		return i + 1;                                                    \
 	}
-}
-
-static X86_HANDLER(h_pextr_r)
-{
-	x86_sse_check(cpu);
-	uint64_t v = extract_elem(cpu, i);
-	if (i->aux == 3)
-		cpu->regs[i->rm] = v;
-	else
-		cpu->regs[i->rm] = (uint32_t)v;
-	return i + 1;
-}
-
-static X86_HANDLER(h_pextr_m)
-{
-	x86_sse_check(cpu);
-	x86_write(cpu, x86_ea(cpu, i), 1u << i->aux, extract_elem(cpu, i));
-	return i + 1;
-}
-
-/* PINSRB/D/Q: element imm of xmm(reg) from the low bits of a general
- * register or from memory of the element's size.  aux: log2 size. */
-static inline void insert_elem(struct x86_cpu *cpu, const struct x86_insn *i, uint64_t v)
-{
-	x86_xmm *d = &cpu->xmm[i->reg];
-	unsigned imm = (uint8_t)i->imm;
-	switch (i->aux) {
-	case 0: d->b[imm & 15] = (uint8_t)v; break;
-	case 2: d->d[imm & 3] = (uint32_t)v; break;
-	default: d->q[imm & 1] = v; break;
-	}
-}
-
-static X86_HANDLER(h_pinsr_r)
-{
-	x86_sse_check(cpu);
-	insert_elem(cpu, i, cpu->regs[i->rm]);
-	return i + 1;
-}
-
-static X86_HANDLER(h_pinsr_m)
-{
-	x86_sse_check(cpu);
-	insert_elem(cpu, i, x86_read(cpu, x86_ea(cpu, i), 1u << i->aux));
-	return i + 1;
-}
+DEF_EXTRINS(b, b, 1)
+DEF_EXTRINS(w, w, 2)
+DEF_EXTRINS(d, d, 4)
+DEF_EXTRINS(q, q, 8)
 
 /* INSERTPS: the element imm[7:6] of the source register (or a 32-bit memory
  * value) goes to element imm[5:4]; then elements in imm[3:0] are zeroed. */
@@ -650,13 +625,13 @@ static const struct sse4_forms map3a[256] = {
 	[0x0d] = XMM_ENTRY(blendpd),
 	[0x0e] = XMM_ENTRY(pblendw),
 	[0x0f] = SSSE3_ENTRY(palignr),
-	[0x14] = { h_pextr_r, h_pextr_m, NULL, NULL },
-	[0x15] = { h_pextr_r, h_pextr_m, NULL, NULL },
-	[0x16] = { h_pextr_r, h_pextr_m, NULL, NULL },
-	[0x17] = { h_pextr_r, h_pextr_m, NULL, NULL },
-	[0x20] = { h_pinsr_r, h_pinsr_m, NULL, NULL },
+	[0x14] = { h_pextrb_r, h_pextrb_m, NULL, NULL },
+	[0x15] = { h_pextrw_r, h_pextrw_m, NULL, NULL },
+	[0x16] = { h_pextrd_r, h_pextrd_m, NULL, NULL }, /* REX.W: PEXTRQ */
+	[0x17] = { h_pextrd_r, h_pextrd_m, NULL, NULL }, /* EXTRACTPS */
+	[0x20] = { h_pinsrb_r, h_pinsrb_m, NULL, NULL },
 	[0x21] = { h_insertps_r, h_insertps_m, NULL, NULL },
-	[0x22] = { h_pinsr_r, h_pinsr_m, NULL, NULL },
+	[0x22] = { h_pinsrd_r, h_pinsrd_m, NULL, NULL }, /* REX.W: PINSRQ */
 	[0x42] = XMM_ENTRY(mpsadbw),
 };
 
@@ -675,14 +650,18 @@ bool x86_select_sse4(struct x86_insn *i, unsigned map, unsigned opc, unsigned mp
 		if (!fn)
 			return false;
 		if (map == 3) {
+			bool w = i->pfx & X86_PFX_REXW;
 			switch (opc) {
-			case 0x14: i->aux = 0; break;
-			case 0x15: i->aux = 1; break;
-			case 0x16: i->aux = (i->pfx & X86_PFX_REXW) ? 3 : 2; break;
-			case 0x17: i->aux = 2; break;
-			case 0x20: i->aux = 0; break;
-			case 0x22: i->aux = (i->pfx & X86_PFX_REXW) ? 3 : 2; break;
-			default: break;
+			case 0x14: case 0x20: i->imm &= 15; break;
+			case 0x15: i->imm &= 7; break;
+			case 0x16: case 0x22:
+				i->imm &= w ? 1 : 3;
+				if (w)
+					fn = opc == 0x16 ? (i->is_mem ? h_pextrq_m : h_pextrq_r)
+							 : (i->is_mem ? h_pinsrq_m : h_pinsrq_r);
+				break;
+			case 0x17: i->imm &= 3; break;
+			default: i->imm &= 0xff; break;
 			}
 		}
 		i->fn = fn;

@@ -66,30 +66,30 @@ static void fp_flags(struct x86_cpu *cpu, uint32_t flags)
 
 /* --- ROUND* --------------------------------------------------------------- */
 
-/* The MXCSR to round with: imm[2] set uses the guest's rounding control,
- * else imm[1:0] replaces it. */
-static inline uint32_t round_mx(const struct x86_cpu *cpu, unsigned imm)
+/* The MXCSR to round with: imm[2] set keeps the guest's rounding control,
+ * else imm[1:0] replaces it.  The selector turns the immediate into an AND
+ * mask (high 32 bits) and OR bits (low 32 bits) for the MXCSR. */
+static inline uint32_t round_mx(const struct x86_cpu *cpu, const struct x86_insn *i)
 {
-	uint32_t mx = host_mx(cpu->mxcsr);
-	if (!(imm & 4))
-		mx = (mx & ~MX_RC) | (imm & 3) << 13;
-	return mx;
+	return (host_mx(cpu->mxcsr) & (uint32_t)(i->imm >> 32)) | (uint32_t)i->imm;
 }
 
-/* imm[3] suppresses the precision exception: both host forms take the
- * rounding mode from MXCSR (imm 4 or 12). */
+/* imm[3] suppresses the precision exception: the _s forms run the host
+ * instruction with immediate 12, the others with 4; both take the rounding
+ * mode from MXCSR. */
 #define DEF_ROUND(name, insn)                                                    \
 	static inline void op_##name(struct x86_cpu *cpu, const struct x86_insn *i, \
 				     x86_xmm *d, const x86_xmm *s)                \
 	{                                                                        \
-		unsigned imm = (uint8_t)i->imm;                                  \
 		x86_xmm r = *d;                                                  \
-		uint32_t fl;                                                     \
-		if (imm & 8)                                                     \
-			fl = HOST_OP(insn " $12, %%xmm1, %%xmm0", &r, s, round_mx(cpu, imm)); \
-		else                                                             \
-			fl = HOST_OP(insn " $4, %%xmm1, %%xmm0", &r, s, round_mx(cpu, imm)); \
-		fp_flags(cpu, fl);                                               \
+		fp_flags(cpu, HOST_OP(insn " $4, %%xmm1, %%xmm0", &r, s, round_mx(cpu, i))); \
+		*d = r;                                                          \
+	}                                                                        \
+	static inline void op_##name##_s(struct x86_cpu *cpu, const struct x86_insn *i, \
+					 x86_xmm *d, const x86_xmm *s)            \
+	{                                                                        \
+		x86_xmm r = *d;                                                  \
+		fp_flags(cpu, HOST_OP(insn " $12, %%xmm1, %%xmm0", &r, s, round_mx(cpu, i))); \
 		*d = r;                                                          \
 	}
 DEF_ROUND(roundps, "roundps")
@@ -99,6 +99,8 @@ DEF_ROUND(roundsd, "roundsd")
 
 SSE4_DEF_XMM(roundps, true)
 SSE4_DEF_XMM(roundpd, true)
+SSE4_DEF_XMM(roundps_s, true)
+SSE4_DEF_XMM(roundpd_s, true)
 
 /* The scalar forms read 4 or 8 bytes from memory. */
 #define DEF_ROUND_SCALAR(name, size)                                    \
@@ -121,6 +123,8 @@ SSE4_DEF_XMM(roundpd, true)
 	}
 DEF_ROUND_SCALAR(roundss, 4)
 DEF_ROUND_SCALAR(roundsd, 8)
+DEF_ROUND_SCALAR(roundss_s, 4)
+DEF_ROUND_SCALAR(roundsd_s, 8)
 
 /* --- DPPS / DPPD ------------------------------------------------------------ */
 
@@ -362,13 +366,20 @@ SSE4_DEF_XMM(dppd, true)
 
 bool x86_sse4_select_fp(struct x86_insn *i, unsigned map, unsigned opc, unsigned mp)
 {
-	static const x86_handler_fn r[4] = { h_roundps_r, h_roundpd_r, h_roundss_r, h_roundsd_r };
-	static const x86_handler_fn m[4] = { h_roundps_m, h_roundpd_m, h_roundss_m, h_roundsd_m };
+	static const x86_handler_fn r[8] = { h_roundps_r, h_roundpd_r, h_roundss_r, h_roundsd_r,
+		h_roundps_s_r, h_roundpd_s_r, h_roundss_s_r, h_roundsd_s_r };
+	static const x86_handler_fn m[8] = { h_roundps_m, h_roundpd_m, h_roundss_m, h_roundsd_m,
+		h_roundps_s_m, h_roundpd_s_m, h_roundss_s_m, h_roundsd_s_m };
 
 	if (map != 3 || mp != X86_MP_66)
 		return false;
 	if (opc >= 0x08 && opc <= 0x0b) {
-		i->fn = (i->is_mem ? m : r)[opc - 8];
+		unsigned imm = (uint8_t)i->imm;
+		i->fn = (i->is_mem ? m : r)[opc - 8 + ((imm & 8) ? 4 : 0)];
+		if (imm & 4)
+			i->imm = (uint64_t)0xffffffffu << 32;
+		else
+			i->imm = (uint64_t)~MX_RC << 32 | (imm & 3) << 13;
 		return true;
 	}
 	if (opc == 0x40 || opc == 0x41) {
