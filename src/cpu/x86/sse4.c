@@ -438,7 +438,7 @@ static inline void ptest(struct x86_cpu *cpu, const x86_xmm *d, const x86_xmm *s
 
 static X86_HANDLER(h_ptest_r)
 {
-	x86_sse_check(cpu);
+	x86_sse4_gate(cpu);
 	ptest(cpu, &cpu->xmm[i->reg], &cpu->xmm[i->rm]);
 	return i + 1;
 }
@@ -446,7 +446,7 @@ static X86_HANDLER(h_ptest_r)
 static X86_HANDLER(h_ptest_m)
 {
 	x86_xmm s;
-	x86_sse_check(cpu);
+	x86_sse4_gate(cpu);
 	x86_read128(cpu, x86_ea(cpu, i), &s, true);
 	ptest(cpu, &cpu->xmm[i->reg], &s);
 	return i + 1;
@@ -455,7 +455,7 @@ static X86_HANDLER(h_ptest_m)
 static X86_HANDLER(h_movntdqa_m)
 {
 	x86_xmm s;
-	x86_sse_check(cpu);
+	x86_sse4_gate(cpu);
 	x86_read128(cpu, x86_ea(cpu, i), &s, true);
 	cpu->xmm[i->reg] = s;
 	return i + 1;
@@ -473,14 +473,14 @@ static X86_HANDLER(h_movntdqa_m)
 	}                                                                       \
 	static X86_HANDLER(h_##name##_r)                                        \
 	{                                                                       \
-		x86_sse_check(cpu);                                             \
+		x86_sse4_gate(cpu);                                             \
 		mov_##name(&cpu->xmm[i->reg], &cpu->xmm[i->rm]);                \
 		return i + 1;                                                   \
 	}                                                                       \
 	static X86_HANDLER(h_##name##_m)                                        \
 	{                                                                       \
 		x86_xmm s;                                                      \
-		x86_sse_check(cpu);                                             \
+		x86_sse4_gate(cpu);                                             \
 		s.q[0] = x86_read(cpu, x86_ea(cpu, i), msize);                  \
 		mov_##name(&cpu->xmm[i->reg], &s);                              \
 		return i + 1;                                                   \
@@ -507,25 +507,25 @@ PMOVX(pmovzxdq, q, d, 2, 8)
 #define DEF_EXTRINS(sz, field, bytes)                                            \
 	static X86_HANDLER(h_pextr##sz##_r)                                      \
 	{                                                                        \
-		x86_sse_check(cpu);                                              \
+		x86_sse4_gate(cpu);                                              \
 		cpu->regs[i->rm] = cpu->xmm[i->reg].field[i->imm];               \
 		return i + 1;                                                    \
 	}                                                                        \
 	static X86_HANDLER(h_pextr##sz##_m)                                      \
 	{                                                                        \
-		x86_sse_check(cpu);                                              \
+		x86_sse4_gate(cpu);                                              \
 		x86_write(cpu, x86_ea(cpu, i), bytes, cpu->xmm[i->reg].field[i->imm]); \
 		return i + 1;                                                    \
 	}                                                                        \
 	__attribute__((unused)) static X86_HANDLER(h_pinsr##sz##_r)                                    \
 	{                                                                        \
-		x86_sse_check(cpu);                                              \
+		x86_sse4_gate(cpu);                                              \
 		cpu->xmm[i->reg].field[i->imm] = (__typeof__(cpu->xmm[0].field[0]))cpu->regs[i->rm]; \
 		return i + 1;                                                    \
 	}                                                                        \
 	__attribute__((unused)) static X86_HANDLER(h_pinsr##sz##_m)                                    \
 	{                                                                        \
-		x86_sse_check(cpu);                                              \
+		x86_sse4_gate(cpu);                                              \
 		cpu->xmm[i->reg].field[i->imm] =                                 \
 			(__typeof__(cpu->xmm[0].field[0]))x86_read(cpu, x86_ea(cpu, i), bytes); \
 		return i + 1;                                                    \
@@ -547,7 +547,7 @@ static inline void insertps(x86_xmm *d, uint32_t v, unsigned imm)
 
 static X86_HANDLER(h_insertps_r)
 {
-	x86_sse_check(cpu);
+	x86_sse4_gate(cpu);
 	unsigned imm = (uint8_t)i->imm;
 	insertps(&cpu->xmm[i->reg], cpu->xmm[i->rm].d[imm >> 6], imm);
 	return i + 1;
@@ -555,7 +555,7 @@ static X86_HANDLER(h_insertps_r)
 
 static X86_HANDLER(h_insertps_m)
 {
-	x86_sse_check(cpu);
+	x86_sse4_gate(cpu);
 	uint32_t v = x86_read32(cpu, x86_ea(cpu, i));
 	insertps(&cpu->xmm[i->reg], v, (uint8_t)i->imm);
 	return i + 1;

@@ -106,7 +106,7 @@ SSE4_DEF_XMM(roundpd_s, true)
 #define DEF_ROUND_SCALAR(name, size)                                    \
 	static X86_HANDLER(h_##name##_r)                                \
 	{                                                               \
-		x86_sse_check(cpu);                                     \
+		x86_sse4_gate(cpu);                                     \
 		x86_xmm d = cpu->xmm[i->reg];                           \
 		op_##name(cpu, i, &d, &cpu->xmm[i->rm]);                \
 		cpu->xmm[i->reg] = d;                                   \
@@ -114,7 +114,7 @@ SSE4_DEF_XMM(roundpd_s, true)
 	}                                                               \
 	static X86_HANDLER(h_##name##_m)                                \
 	{                                                               \
-		x86_sse_check(cpu);                                     \
+		x86_sse4_gate(cpu);                                     \
 		x86_xmm s = { .q = { 0, 0 } }, d = cpu->xmm[i->reg];    \
 		s.q[0] = x86_read(cpu, x86_ea(cpu, i), size);           \
 		op_##name(cpu, i, &d, &s);                              \

@@ -17,6 +17,14 @@ bool x86_select_sse4(struct x86_insn *i, unsigned map, unsigned opc, unsigned mp
 bool x86_sse4_select_str(struct x86_insn *i, unsigned map, unsigned opc, unsigned mp);
 bool x86_sse4_select_fp(struct x86_insn *i, unsigned map, unsigned opc, unsigned mp);
 
+/* The SSE availability check of every handler: inline and cheap when SSE is
+ * usable; x86_sse_check() raises #UD or #NM otherwise. */
+static inline void x86_sse4_gate(struct x86_cpu *cpu)
+{
+	if (unlikely((cpu->cr0 & (X86_CR0_EM | X86_CR0_TS)) || !(cpu->cr4 & X86_CR4_OSFXSR)))
+		x86_sse_check(cpu);
+}
+
 /* Defines the register and memory handlers h_<op>_r and h_<op>_m of an xmm
  * instruction from the function void op_<op>(struct x86_cpu *cpu,
  * const struct x86_insn *i, x86_xmm *d, const x86_xmm *s), which computes
@@ -26,7 +34,7 @@ bool x86_sse4_select_fp(struct x86_insn *i, unsigned map, unsigned opc, unsigned
 #define SSE4_DEF_XMM(op, ALIGNED)                                            \
 	static X86_HANDLER(h_##op##_r)                                      \
 	{                                                                   \
-		x86_sse_check(cpu);                                         \
+		x86_sse4_gate(cpu);                                         \
 		x86_xmm d = cpu->xmm[i->reg];                               \
 		op_##op(cpu, i, &d, &cpu->xmm[i->rm]);                      \
 		cpu->xmm[i->reg] = d;                                       \
@@ -34,7 +42,7 @@ bool x86_sse4_select_fp(struct x86_insn *i, unsigned map, unsigned opc, unsigned
 	}                                                                   \
 	static X86_HANDLER(h_##op##_m)                                      \
 	{                                                                   \
-		x86_sse_check(cpu);                                         \
+		x86_sse4_gate(cpu);                                         \
 		x86_xmm s, d = cpu->xmm[i->reg];                            \
 		x86_read128(cpu, x86_ea(cpu, i), &s, ALIGNED);              \
 		op_##op(cpu, i, &d, &s);                                    \

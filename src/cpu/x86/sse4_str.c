@@ -196,7 +196,7 @@ pcmpstr(struct x86_cpu *cpu, const struct x86_insn *i, const x86_xmm *b, bool ex
 #define DEF_PCMPSTR(name, expl, mask)                                           \
 	static X86_HANDLER(h_##name##_r)                                        \
 	{                                                                       \
-		x86_sse_check(cpu);                                             \
+		x86_sse4_gate(cpu);                                             \
 		x86_xmm b = cpu->xmm[i->rm]; /* the mask form may write XMM0 */  \
 		pcmpstr(cpu, i, &b, expl, mask);                                \
 		return i + 1;                                                   \
@@ -204,7 +204,7 @@ pcmpstr(struct x86_cpu *cpu, const struct x86_insn *i, const x86_xmm *b, bool ex
 	static X86_HANDLER(h_##name##_m)                                        \
 	{                                                                       \
 		x86_xmm b;                                                      \
-		x86_sse_check(cpu);                                             \
+		x86_sse4_gate(cpu);                                             \
 		x86_read128(cpu, x86_ea(cpu, i), &b, false); /* no alignment check */ \
 		pcmpstr(cpu, i, &b, expl, mask);                                \
 		return i + 1;                                                   \

@@ -538,6 +538,31 @@ static void test_ptest_and_fault(void)
 	t.st.gpr[X86_RSI] = CT_DATA;
 	CHECK(ct_run(&t, code, sizeof(code)) == X86_GP);
 	CHECK_EQ_U64(t.st.rip, CT_CODE);
+	/* CR0.TS: #NM; CR4.OSFXSR clear: #UD; CRC32 cares about neither */
+	static const uint8_t ptest_rr[] = { 0x66, 0x0f, 0x38, 0x17, 0xca, 0xcc };
+	static const uint8_t crc[] = { 0xf2, 0x0f, 0x38, 0xf1, 0xc1, 0xcc };
+	uint64_t cr0 = t.st.cr0, cr4 = t.st.cr4;
+	t.st.cr0 |= 1u << 3;
+	CHECK(ct_run(&t, ptest_rr, sizeof(ptest_rr)) == X86_NM);
+	CHECK(ct_run(&t, crc, sizeof(crc)) == 3);
+	t.st.cr0 = cr0;
+	t.st.cr4 &= ~(1ull << 9);
+	CHECK(ct_run(&t, ptest_rr, sizeof(ptest_rr)) == X86_UD);
+	t.st.cr4 = cr4;
+	/* an unmasked exception is #XM, or #UD when CR4.OSXMMEXCPT is clear:
+	 * roundss xmm1, xmm2, 4 on a signalling NaN with IM clear */
+	static const uint8_t rnd_snan[] = { 0x66, 0x0f, 0x3a, 0x0a, 0xca, 0x04, 0xcc };
+	memset(t.st.fx.xmm[1], 0, 16);
+	memcpy(t.st.fx.xmm[2], &(uint32_t){ 0x7f800001 }, 4);
+	t.st.fx.mxcsr = 0x1f00;
+	CHECK(ct_run(&t, rnd_snan, sizeof(rnd_snan)) == X86_XM);
+	CHECK_EQ_U64(t.st.fx.mxcsr, 0x1f01); /* IE set, destination untouched */
+	CHECK_EQ_U64(t.st.fx.xmm[1][0], 0);
+	t.st.cr4 &= ~(1ull << 10);
+	t.st.fx.mxcsr = 0x1f00;
+	CHECK(ct_run(&t, rnd_snan, sizeof(rnd_snan)) == X86_UD);
+	t.st.cr4 = cr4;
+	t.st.fx.mxcsr = 0x1f80;
 	/* movbe eax, ecx (register form) is #UD */
 	static const uint8_t movbe_reg[] = { 0x0f, 0x38, 0xf0, 0xc1, 0xcc };
 	CHECK(ct_run(&t, movbe_reg, sizeof(movbe_reg)) == X86_UD);
