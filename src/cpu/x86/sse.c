@@ -37,13 +37,6 @@ void x86_sse_check(struct x86_cpu *cpu)
 		x86_raise(cpu, X86_NM, 0);
 }
 
-__attribute__((weak)) bool x86_select_sse4(struct x86_insn *i, unsigned map, unsigned opc,
-					   unsigned mpfx)
-{
-	(void)i; (void)map; (void)opc; (void)mpfx;
-	return false;
-}
-
 /* --- floating point under the guest MXCSR --------------------------------- */
 
 static uint32_t run_fp(uint32_t csr, x86_sse_fpfn fn, x86_xmm *r, const x86_xmm *s, unsigned imm)

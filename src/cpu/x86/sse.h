@@ -17,10 +17,7 @@
 
 /* Selector of the 0F 38 (map 2) and 0F 3A (map 3) opcodes, called by
  * x86_select_sse() with the decoder's mpfx; same contract as
- * x86_select_sse().  sse.c holds a weak default that returns false (#UD)
- * until sse4.c provides it; the CPU library is prelinked (meson.build) so
- * that the strong definition wins even though nothing else references
- * sse4.o. */
+ * x86_select_sse(); implemented in sse4.c. */
 bool x86_select_sse4(struct x86_insn *i, unsigned map, unsigned opc, unsigned mpfx);
 
 /* MXCSR fields. */
