@@ -1,0 +1,224 @@
+/*
+ * String instructions: MOVS CMPS STOS LODS SCAS (A4-A7, AA-AF) with
+ * REP/REPE/REPNE, and INS/OUTS (6C-6F), which go to the I/O handler.
+ *
+ * The source is seg:rSI (DS unless overridden), the destination ES:rDI
+ * (never overridden); the address size (16, 32 or 64 bits) selects the
+ * pointer and counter registers, which are written at that size (so a
+ * 32-bit address size zero-extends RSI, RDI and RCX, as the hardware
+ * does).  DF picks the direction.
+ *
+ * REP forms are restartable: every iteration commits its register updates
+ * before the next one, so a fault leaves rCX/rSI/rDI reflecting the
+ * iterations done and RIP at the instruction.  Forward REP MOVS and REP
+ * STOS with a 64-bit address size run page by page on host memory, each
+ * chunk checked for access before it is touched, which keeps faults
+ * precise.  A long REP also yields to x86_cpu_request_exit() between
+ * chunks by restarting itself.
+ *
+ * Handlers are generated per operation, element size, address size and
+ * repeat kind.
+ */
+#include "cpu/x86/alu.h"
+#include "cpu/x86/int2.h"
+
+enum { ST_MOVS, ST_CMPS, ST_STOS, ST_LODS, ST_SCAS };
+enum { RP_NONE, RP_REP, RP_REPNE }; /* RP_REP is REPE for CMPS/SCAS */
+
+#define AMASK(asz) ((asz) == 8 ? ~0ull : (asz) == 4 ? 0xffffffffull : 0xffffull)
+#define YIELD_EVERY 4096u
+
+/* Leaves the block so that this instruction runs again (its remaining
+ * iterations), after a pending exit request is served. */
+static const struct x86_insn *restart(struct x86_cpu *cpu, const struct x86_insn *i)
+{
+	cpu->rip = i->next_rip - i->len;
+	cpu->icount -= i->left;
+	return NULL;
+}
+
+/* One element; returns true when a REPE/REPNE condition ends the loop. */
+static X86_ALWAYS_INLINE bool str_elem(struct x86_cpu *cpu, const struct x86_insn *i, unsigned op,
+				       unsigned sz, unsigned asz, unsigned rep, int64_t step)
+{
+	const uint64_t am = AMASK(asz);
+	uint64_t si = cpu->regs[X86_RSI], di = cpu->regs[X86_RDI];
+	uint64_t sla = cpu->segbase[i->seg] + (si & am);
+	uint64_t dla = cpu->segbase[X86_ES] + (di & am);
+	uint64_t a, b;
+
+	switch (op) {
+	case ST_MOVS:
+		a = x86_read(cpu, sla, sz);
+		x86_write(cpu, dla, sz, a);
+		x86_set_reg(cpu, X86_RSI, asz, si + (uint64_t)step);
+		x86_set_reg(cpu, X86_RDI, asz, di + (uint64_t)step);
+		return false;
+	case ST_STOS:
+		x86_write(cpu, dla, sz, cpu->regs[X86_RAX]);
+		x86_set_reg(cpu, X86_RDI, asz, di + (uint64_t)step);
+		return false;
+	case ST_LODS:
+		a = x86_read(cpu, sla, sz);
+		x86_set_reg(cpu, X86_RAX, sz, a);
+		x86_set_reg(cpu, X86_RSI, asz, si + (uint64_t)step);
+		return false;
+	case ST_CMPS:
+		a = x86_read(cpu, sla, sz);
+		b = x86_read(cpu, dla, sz);
+		x86_set_cc(cpu, CC_SUB, sz, x86_zext(a - b, sz), b, 0);
+		x86_set_reg(cpu, X86_RSI, asz, si + (uint64_t)step);
+		x86_set_reg(cpu, X86_RDI, asz, di + (uint64_t)step);
+		break;
+	default: /* SCAS */
+		a = x86_get_reg(cpu, X86_RAX, sz);
+		b = x86_read(cpu, dla, sz);
+		x86_set_cc(cpu, CC_SUB, sz, x86_zext(a - b, sz), b, 0);
+		x86_set_reg(cpu, X86_RDI, asz, di + (uint64_t)step);
+		break;
+	}
+	if (rep == RP_REP)
+		return a != b;
+	if (rep == RP_REPNE)
+		return a == b;
+	return false;
+}
+
+/* Forward REP MOVS/STOS, 64-bit addresses: whole page chunks at a time.
+ * Returns the elements left (0 when done); stops early, with elements
+ * left, when a chunk is not plain RAM (the element loop finishes it) or
+ * an exit is requested (*yield set). */
+static X86_ALWAYS_INLINE uint64_t str_fast(struct x86_cpu *cpu, const struct x86_insn *i,
+					   unsigned op, unsigned sz, uint64_t n, bool *yield)
+{
+	while (n) {
+		uint64_t si = cpu->regs[X86_RSI], di = cpu->regs[X86_RDI];
+		uint64_t sla = cpu->segbase[i->seg] + si, dla = cpu->segbase[X86_ES] + di;
+		uint64_t room = 4096 - (dla & 0xfff);
+		if (op == ST_MOVS)
+			room = MIN(room, 4096 - (sla & 0xfff));
+		uint64_t cnt = MIN(n, room / sz);
+		if (!cnt)
+			return n; /* an element crosses a page */
+		size_t len = (size_t)(cnt * sz);
+		const uint8_t *s = NULL;
+		if (op == ST_MOVS) {
+			s = x86_access_ptr(cpu, sla, (unsigned)len, false);
+			if (!s)
+				return n;
+		}
+		uint8_t *d = x86_access_ptr(cpu, dla, (unsigned)len, true);
+		if (!d)
+			return n;
+		if (op == ST_MOVS) {
+			if (d <= s || d >= s + len) {
+				memmove(d, s, len);
+			} else { /* forward overlap: element by element, as the hardware */
+				for (uint64_t k = 0; k < cnt; k++) {
+					uint64_t v;
+					memcpy(&v, s + k * sz, sz);
+					memcpy(d + k * sz, &v, sz);
+				}
+			}
+			cpu->regs[X86_RSI] = si + len;
+		} else if (sz == 1) {
+			memset(d, (uint8_t)cpu->regs[X86_RAX], len);
+		} else {
+			uint64_t v = cpu->regs[X86_RAX];
+			for (uint64_t k = 0; k < cnt; k++)
+				memcpy(d + k * sz, &v, sz);
+		}
+		cpu->regs[X86_RDI] = di + len;
+		cpu->regs[X86_RCX] -= cnt;
+		n -= cnt;
+		if (n && unlikely(cpu->exit_request)) {
+			*yield = true;
+			return n;
+		}
+	}
+	return 0;
+}
+
+static X86_ALWAYS_INLINE const struct x86_insn *str_run(struct x86_cpu *cpu, const struct x86_insn *i,
+							 unsigned op, unsigned sz, unsigned asz, unsigned rep)
+{
+	const uint64_t am = AMASK(asz);
+	int64_t step = (cpu->rflags & X86_DF) ? -(int64_t)sz : (int64_t)sz;
+
+	if (rep == RP_NONE) {
+		str_elem(cpu, i, op, sz, asz, RP_NONE, step);
+		return i + 1;
+	}
+	uint64_t n = cpu->regs[X86_RCX] & am;
+	if (!n)
+		return i + 1;
+	if ((op == ST_MOVS || op == ST_STOS) && asz == 8 && step > 0) {
+		bool yield = false;
+		n = str_fast(cpu, i, op, sz, n, &yield);
+		if (yield)
+			return restart(cpu, i);
+		if (!n)
+			return i + 1;
+	}
+	/* MOVS/STOS/LODS ignore the REPE/REPNE condition. */
+	unsigned cond = (op == ST_CMPS || op == ST_SCAS) ? rep : RP_NONE;
+	for (unsigned k = 1;; k++) {
+		bool stop = str_elem(cpu, i, op, sz, asz, cond, step);
+		x86_set_reg(cpu, X86_RCX, asz, cpu->regs[X86_RCX] - 1);
+		if (stop || !--n)
+			return i + 1;
+		if (unlikely(k % YIELD_EVERY == 0) && cpu->exit_request)
+			return restart(cpu, i);
+	}
+}
+
+#define DEF_STR_R(name, OP, SZ, ASZ, REP, rn) \
+	static X86_HANDLER(h_##name##SZ##_a##ASZ##_##rn) { return str_run(cpu, i, OP, SZ, ASZ, REP); }
+#define DEF_STR_A(name, OP, SZ, ASZ)                      \
+	DEF_STR_R(name, OP, SZ, ASZ, RP_NONE, n)          \
+	DEF_STR_R(name, OP, SZ, ASZ, RP_REP, r)           \
+	DEF_STR_R(name, OP, SZ, ASZ, RP_REPNE, rne)
+#define DEF_STR_S(name, OP, SZ) \
+	DEF_STR_A(name, OP, SZ, 2) DEF_STR_A(name, OP, SZ, 4) DEF_STR_A(name, OP, SZ, 8)
+#define DEF_STR(name, OP) \
+	DEF_STR_S(name, OP, 1) DEF_STR_S(name, OP, 2) DEF_STR_S(name, OP, 4) DEF_STR_S(name, OP, 8)
+
+DEF_STR(movs, ST_MOVS)
+DEF_STR(cmps, ST_CMPS)
+DEF_STR(stos, ST_STOS)
+DEF_STR(lods, ST_LODS)
+DEF_STR(scas, ST_SCAS)
+
+#define T_A(name, SZ, ASZ) { h_##name##SZ##_a##ASZ##_n, h_##name##SZ##_a##ASZ##_r, h_##name##SZ##_a##ASZ##_rne }
+#define T_S(name, SZ) { T_A(name, SZ, 2), T_A(name, SZ, 4), T_A(name, SZ, 8) }
+#define T_OP(name) { T_S(name, 1), T_S(name, 2), T_S(name, 4), T_S(name, 8) }
+
+/* [op][log2 size][address size: 16, 32, 64][repeat kind] */
+static const x86_handler_fn str_tab[5][4][3][3] = {
+	T_OP(movs), T_OP(cmps), T_OP(stos), T_OP(lods), T_OP(scas),
+};
+
+bool x86_select_string(struct x86_insn *i, unsigned opc)
+{
+	unsigned op, rep;
+
+	if (opc <= 0x6f) { /* INS/OUTS: I/O, #GP(0) in user mode */
+		i->fn = x86_h_io;
+		i->flags |= X86_IF_END;
+		return true;
+	}
+	switch (opc & ~1u) {
+	case 0xa4: op = ST_MOVS; break;
+	case 0xa6: op = ST_CMPS; break;
+	case 0xaa: op = ST_STOS; break;
+	case 0xac: op = ST_LODS; break;
+	default: op = ST_SCAS; break;
+	}
+	if (!(opc & 1))
+		i->osz = 1;
+	rep = (i->pfx & X86_PFX_REP) ? RP_REP : (i->pfx & X86_PFX_REPNE) ? RP_REPNE : RP_NONE;
+	if (op != ST_CMPS && op != ST_SCAS && rep == RP_REPNE)
+		rep = RP_REP; /* F2 repeats MOVS/STOS/LODS like F3 */
+	i->fn = str_tab[op][x86_szlog(i->osz)][x86_szlog(i->asz) - 1][rep];
+	return true;
+}
