@@ -14,7 +14,7 @@
  * STOS with a 64-bit address size run page by page on host memory, each
  * chunk checked for access before it is touched, which keeps faults
  * precise.  A long REP also yields to x86_cpu_request_exit() between
- * chunks by restarting itself.
+ * chunks, and to pending interrupts, by restarting itself.
  *
  * Handlers are generated per operation, element size, address size and
  * repeat kind.
@@ -27,6 +27,13 @@ enum { RP_NONE, RP_REP, RP_REPNE }; /* RP_REP is REPE for CMPS/SCAS */
 
 #define AMASK(asz) ((asz) == 8 ? ~0ull : (asz) == 4 ? 0xffffffffull : 0xffffull)
 #define YIELD_EVERY 4096u
+
+/* Something wants the CPU between iterations: an exit request, or an
+ * interrupt or NMI (delivered at the next block boundary if allowed). */
+static inline bool want_yield(const struct x86_cpu *cpu)
+{
+	return unlikely(cpu->exit_request | cpu->intr_line | cpu->nmi_pending);
+}
 
 /* Leaves the block so that this instruction runs again (its remaining
  * iterations), after a pending exit request is served. */
@@ -131,7 +138,7 @@ static X86_ALWAYS_INLINE uint64_t str_fast(struct x86_cpu *cpu, const struct x86
 		cpu->regs[X86_RDI] = di + len;
 		cpu->regs[X86_RCX] -= cnt;
 		n -= cnt;
-		if (n && unlikely(cpu->exit_request)) {
+		if (n && want_yield(cpu)) {
 			*yield = true;
 			return n;
 		}
@@ -167,7 +174,7 @@ static X86_ALWAYS_INLINE const struct x86_insn *str_run(struct x86_cpu *cpu, con
 		x86_set_reg(cpu, X86_RCX, asz, cpu->regs[X86_RCX] - 1);
 		if (stop || !--n)
 			return i + 1;
-		if (unlikely(k % YIELD_EVERY == 0) && cpu->exit_request)
+		if (unlikely(k % YIELD_EVERY == 0) && want_yield(cpu))
 			return restart(cpu, i);
 	}
 }
