@@ -10,10 +10,11 @@
  *
  * REP forms are restartable: every iteration commits its register updates
  * before the next one, so a fault leaves rCX/rSI/rDI reflecting the
- * iterations done and RIP at the instruction.  Forward REP MOVS and REP
- * STOS with a 64-bit address size run page by page on host memory, each
- * chunk checked for access before it is touched, which keeps faults
- * precise.  A long REP also yields to x86_cpu_request_exit() between
+ * iterations done and RIP at the instruction.  With a 64-bit address
+ * size REP forms run page chunk by page chunk on host memory where the
+ * soft TLB already maps the operands; everything else (a TLB miss, MMIO,
+ * an element across pages, code pages, 16/32-bit addresses) goes one
+ * element at a time through the memory accessors.  A long REP also yields to x86_cpu_request_exit() between
  * chunks, and to pending interrupts, by restarting itself.
  *
  * Handlers are generated per operation, element size, address size and
@@ -91,53 +92,143 @@ static X86_ALWAYS_INLINE bool str_elem(struct x86_cpu *cpu, const struct x86_ins
 	return false;
 }
 
-/* Forward REP MOVS/STOS, 64-bit addresses: whole page chunks at a time.
- * Returns the elements left (0 when done); stops early, with elements
- * left, when a chunk is not plain RAM (the element loop finishes it) or
- * an exit is requested (*yield set). */
-static X86_ALWAYS_INLINE uint64_t str_fast(struct x86_cpu *cpu, const struct x86_insn *i,
-					   unsigned op, unsigned sz, uint64_t n, bool *yield)
+/* Host address of [la, la + len) (one page) when the soft TLB already maps
+ * it for this kind of access: the hit path of the accessors in cpu_int.h.
+ * NULL otherwise; the caller then goes through those accessors, which fill
+ * the TLB, fault, serve MMIO and catch stores to code pages (whose write
+ * tags never hit). */
+static inline uint8_t *tlb_ptr(struct x86_cpu *cpu, uint64_t la, bool write)
 {
+	struct x86_tlb_entry *e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)];
+	uint64_t tag = write ? e->tag_w : e->tag_r;
+	if (likely(tag == ((la & X86_PAGE_MASK) | cpu->mmu_idx)))
+		return (uint8_t *)(uintptr_t)(la + e->addend);
+	return NULL;
+}
+
+/* Elements of size sz from la on, in direction back, inside la's page. */
+static inline uint64_t elems_in_page(uint64_t la, unsigned sz, bool back)
+{
+	unsigned off = (unsigned)(la & 0xfff);
+	if (!back)
+		return (4096 - off) / sz;
+	return off + sz > 4096 ? 0 : off / sz + 1;
+}
+
+static inline uint64_t load_n(const uint8_t *p, unsigned sz)
+{
+	uint64_t v = 0;
+	memcpy(&v, p, sz);
+	return v;
+}
+
+/* REP forms with 64-bit addresses: runs whole page chunks on host memory.
+ * Returns the elements left; sets *done when a REPE/REPNE condition ended
+ * the instruction, *yield when something else wants the CPU.  Returns
+ * early, with elements left, when an operand is not in the TLB or an
+ * element crosses a page: the caller does one element through the
+ * accessors and calls again.  Each chunk's registers are committed before
+ * the next one is looked at, so faults stay precise. */
+static X86_ALWAYS_INLINE uint64_t str_fast(struct x86_cpu *cpu, const struct x86_insn *i, unsigned op,
+					   unsigned sz, unsigned rep, uint64_t n, bool *done, bool *yield)
+{
+	const bool back = cpu->rflags & X86_DF;
+	const bool has_src = op != ST_STOS && op != ST_SCAS, has_dst = op != ST_LODS;
+	const int64_t st = back ? -(int64_t)sz : (int64_t)sz;
+
 	while (n) {
 		uint64_t si = cpu->regs[X86_RSI], di = cpu->regs[X86_RDI];
 		uint64_t sla = cpu->segbase[i->seg] + si, dla = cpu->segbase[X86_ES] + di;
-		uint64_t room = 4096 - (dla & 0xfff);
-		if (op == ST_MOVS)
-			room = MIN(room, 4096 - (sla & 0xfff));
-		uint64_t cnt = MIN(n, room / sz);
+		uint64_t cnt = n;
+		if (has_dst)
+			cnt = MIN(cnt, elems_in_page(dla, sz, back));
+		if (has_src)
+			cnt = MIN(cnt, elems_in_page(sla, sz, back));
 		if (!cnt)
-			return n; /* an element crosses a page */
-		size_t len = (size_t)(cnt * sz);
-		const uint8_t *s = NULL;
-		if (op == ST_MOVS) {
-			s = x86_access_ptr(cpu, sla, (unsigned)len, false);
+			return n;
+		uint64_t span = (cnt - 1) * sz; /* from the lowest element to the highest */
+		uint8_t *s = NULL, *d = NULL;
+		if (has_src) {
+			s = tlb_ptr(cpu, back ? sla - span : sla, false);
 			if (!s)
 				return n;
+			if (back)
+				s += span; /* the first element */
 		}
-		uint8_t *d = x86_access_ptr(cpu, dla, (unsigned)len, true);
-		if (!d)
-			return n;
-		if (op == ST_MOVS) {
-			if (d <= s || d >= s + len) {
-				memmove(d, s, len);
-			} else { /* forward overlap: element by element, as the hardware */
-				for (uint64_t k = 0; k < cnt; k++) {
-					uint64_t v;
-					memcpy(&v, s + k * sz, sz);
-					memcpy(d + k * sz, &v, sz);
+		if (has_dst) {
+			d = tlb_ptr(cpu, back ? dla - span : dla, op == ST_MOVS || op == ST_STOS);
+			if (!d)
+				return n;
+			if (back)
+				d += span;
+		}
+		uint64_t k = cnt;
+		bool stop = false;
+		switch (op) {
+		case ST_MOVS:
+			if (!back && (d <= s || d >= s + cnt * sz)) {
+				memmove(d, s, cnt * sz);
+			} else { /* element by element, as the hardware */
+				for (uint64_t e = 0; e < cnt; e++) {
+					uint64_t v = load_n(s + e * st, sz);
+					memcpy(d + e * st, &v, sz);
 				}
 			}
-			cpu->regs[X86_RSI] = si + len;
-		} else if (sz == 1) {
-			memset(d, (uint8_t)cpu->regs[X86_RAX], len);
-		} else {
-			uint64_t v = cpu->regs[X86_RAX];
-			for (uint64_t k = 0; k < cnt; k++)
-				memcpy(d + k * sz, &v, sz);
+			break;
+		case ST_STOS: {
+			uint8_t *lo = back ? d - span : d;
+			size_t len = (size_t)(cnt * sz), done_b = sz;
+			if (sz == 1) {
+				memset(lo, (uint8_t)cpu->regs[X86_RAX], len);
+				break;
+			}
+			memcpy(lo, &cpu->regs[X86_RAX], sz);
+			while (done_b < len) { /* double the pattern */
+				size_t c = MIN(done_b, len - done_b);
+				memcpy(lo + done_b, lo, c);
+				done_b += c;
+			}
+			break;
 		}
-		cpu->regs[X86_RDI] = di + len;
-		cpu->regs[X86_RCX] -= cnt;
-		n -= cnt;
+		case ST_LODS:
+			x86_set_reg(cpu, X86_RAX, sz, load_n(s + (int64_t)(cnt - 1) * st, sz));
+			break;
+		default: { /* CMPS, SCAS */
+			uint64_t a = 0, b = 0;
+			if (op == ST_SCAS && sz == 1 && rep == RP_REPNE && !back) {
+				const uint8_t *p = memchr(d, (uint8_t)cpu->regs[X86_RAX], cnt);
+				k = p ? (uint64_t)(p - d) + 1 : cnt;
+				stop = p != NULL;
+				a = (uint8_t)cpu->regs[X86_RAX];
+				b = d[k - 1];
+			} else {
+				if (op == ST_SCAS)
+					a = x86_get_reg(cpu, X86_RAX, sz);
+				for (k = 0; k < cnt;) {
+					if (op == ST_CMPS)
+						a = load_n(s + (int64_t)k * st, sz);
+					b = load_n(d + (int64_t)k * st, sz);
+					k++;
+					if (rep == RP_REP ? a != b : a == b) {
+						stop = true;
+						break;
+					}
+				}
+			}
+			x86_set_cc(cpu, CC_SUB, sz, x86_zext(a - b, sz), b, 0);
+			break;
+		}
+		}
+		if (has_src)
+			cpu->regs[X86_RSI] = si + (uint64_t)((int64_t)k * st);
+		if (has_dst)
+			cpu->regs[X86_RDI] = di + (uint64_t)((int64_t)k * st);
+		cpu->regs[X86_RCX] -= k;
+		n -= k;
+		if (stop) {
+			*done = true;
+			return n;
+		}
 		if (n && want_yield(cpu)) {
 			*yield = true;
 			return n;
@@ -159,17 +250,19 @@ static X86_ALWAYS_INLINE const struct x86_insn *str_run(struct x86_cpu *cpu, con
 	uint64_t n = cpu->regs[X86_RCX] & am;
 	if (!n)
 		return i + 1;
-	if ((op == ST_MOVS || op == ST_STOS) && asz == 8 && step > 0) {
-		bool yield = false;
-		n = str_fast(cpu, i, op, sz, n, &yield);
-		if (yield)
-			return restart(cpu, i);
-		if (!n)
-			return i + 1;
-	}
 	/* MOVS/STOS/LODS ignore the REPE/REPNE condition. */
 	unsigned cond = (op == ST_CMPS || op == ST_SCAS) ? rep : RP_NONE;
 	for (unsigned k = 1;; k++) {
+		if (asz == 8) {
+			bool done = false, yield = false;
+			n = str_fast(cpu, i, op, sz, cond, n, &done, &yield);
+			if (done || !n)
+				return i + 1;
+			if (yield)
+				return restart(cpu, i);
+		}
+		/* One element through the accessors (TLB miss, MMIO, an element
+		 * across pages, or a 16/32-bit address size). */
 		bool stop = str_elem(cpu, i, op, sz, asz, cond, step);
 		x86_set_reg(cpu, X86_RCX, asz, cpu->regs[X86_RCX] - 1);
 		if (stop || !--n)
@@ -178,6 +271,7 @@ static X86_ALWAYS_INLINE const struct x86_insn *str_run(struct x86_cpu *cpu, con
 			return restart(cpu, i);
 	}
 }
+
 
 #define DEF_STR_R(name, OP, SZ, ASZ, REP, rn) \
 	static X86_HANDLER(h_##name##SZ##_a##ASZ##_##rn) { return str_run(cpu, i, OP, SZ, ASZ, REP); }

@@ -558,8 +558,79 @@ static void test_decode_corners(void)
 	ct_fini(&t);
 }
 
+/* The page-chunk paths of 64-bit addressing against the element loop of
+ * 32-bit addressing (67 prefix; the harness memory lies below 4 GiB): all
+ * operations, sizes, directions and repeat prefixes, random data with
+ * long equal runs so that REPE/REPNE stop at varied places. */
+static void test_fast_vs_element(void)
+{
+	struct ct t;
+	ct_init(&t);
+	static const uint8_t ops[5] = { 0xa4, 0xa6, 0xaa, 0xac, 0xae };
+	static uint8_t init[0x30000], after_fast[0x30000];
+	uint8_t *area = ct_data(&t, CT_DATA);
+	for (unsigned op = 0; op < 5; op++) {
+		for (unsigned lg = 0; lg < 4; lg++) {
+			unsigned sz = 1u << lg;
+			for (unsigned n = 0; n < 24; n++) {
+				bool df = n & 1;
+				uint8_t rep = (n & 2) ? 0xf2 : 0xf3;
+				/* data: a byte pattern with rare differences */
+				uint8_t fillb = (uint8_t)rnd();
+				memset(init, fillb, sizeof(init));
+				unsigned ndiff = (unsigned)(rnd() % 4);
+				for (unsigned k = 0; k < ndiff; k++)
+					init[rnd() % sizeof(init)] ^= (uint8_t)(1 + rnd() % 255);
+				if (n % 3 == 0)
+					fill_rnd(init, sizeof(init));
+				uint64_t cnt = rnd() % 4 ? rnd() % 6000 : rnd() % 40;
+				uint64_t src = CT_DATA + 0xc000 + rnd() % 0x4000;
+				uint64_t dst = n % 5 == 0 ? src + (rnd() % 64) - 32 : CT_DATA + 0x1c000 + rnd() % 0x4000;
+				uint64_t rax = 0x0101010101010101ull * fillb;
+				if (n % 4 == 3)
+					rax ^= 1;
+				uint64_t regs_fast[4], regs_elem[4];
+				uint32_t fl_fast = 0, fl_elem = 0;
+				for (unsigned pass = 0; pass < 2; pass++) {
+					uint8_t code[8];
+					size_t len = 0;
+					if (pass)
+						code[len++] = 0x67;
+					code[len++] = rep;
+					if (sz == 2)
+						code[len++] = 0x66;
+					if (sz == 8)
+						code[len++] = 0x48;
+					code[len++] = (uint8_t)(ops[op] | (sz > 1));
+					code[len++] = 0xcc;
+					memcpy(area, init, sizeof(init));
+					t.st.gpr[X86_RSI] = src;
+					t.st.gpr[X86_RDI] = dst;
+					t.st.gpr[X86_RCX] = cnt;
+					t.st.gpr[X86_RAX] = rax;
+					t.st.rflags = 2 | (df ? X86_DF : 0);
+					CHECK(ct_run(&t, code, len) == 3);
+					uint64_t *r = pass ? regs_elem : regs_fast;
+					r[0] = t.st.gpr[X86_RSI];
+					r[1] = t.st.gpr[X86_RDI];
+					r[2] = t.st.gpr[X86_RCX];
+					r[3] = t.st.gpr[X86_RAX];
+					*(pass ? &fl_elem : &fl_fast) = arith(&t);
+					if (!pass)
+						memcpy(after_fast, area, sizeof(after_fast));
+				}
+				CHECK(memcmp(regs_fast, regs_elem, sizeof(regs_fast)) == 0);
+				CHECK_EQ_U64(fl_fast, fl_elem);
+				CHECK(memcmp(after_fast, area, sizeof(after_fast)) == 0);
+			}
+		}
+	}
+	ct_fini(&t);
+}
+
 int main(void)
 {
+	test_fast_vs_element();
 	test_rep_movs();
 	test_rep_stos_lods();
 	test_cmps_scas();
