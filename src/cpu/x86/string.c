@@ -10,11 +10,11 @@
  *
  * REP forms are restartable: every iteration commits its register updates
  * before the next one, so a fault leaves rCX/rSI/rDI reflecting the
- * iterations done and RIP at the instruction.  With a 64-bit address
- * size REP forms run page chunk by page chunk on host memory where the
- * soft TLB already maps the operands; everything else (a TLB miss, MMIO,
- * an element across pages, code pages, 16/32-bit addresses) goes one
- * element at a time through the memory accessors.  A long REP also yields to x86_cpu_request_exit() between
+ * iterations done and RIP at the instruction.  REP forms run page chunk
+ * by page chunk on host memory where the soft TLB already maps the
+ * operands; everything else (a TLB miss, MMIO, an element across pages or
+ * across the address-size wrap, stores to code pages) goes one element at
+ * a time through the memory accessors.  A long REP also yields to x86_cpu_request_exit() between
  * chunks, and to pending interrupts, by restarting itself.
  *
  * Handlers are generated per operation, element size, address size and
@@ -115,6 +115,14 @@ static inline uint64_t elems_in_page(uint64_t la, unsigned sz, bool back)
 	return off + sz > 4096 ? 0 : off / sz + 1;
 }
 
+/* Elements of size sz from offset off on before the address-size wrap. */
+static inline uint64_t elems_before_wrap(uint64_t off, unsigned sz, uint64_t am, bool back)
+{
+	if (off + sz - 1 > am)
+		return 0; /* this element wraps */
+	return back ? off / sz + 1 : (am - off + 1) / sz;
+}
+
 static inline uint64_t load_n(const uint8_t *p, unsigned sz)
 {
 	uint64_t v = 0;
@@ -130,20 +138,28 @@ static inline uint64_t load_n(const uint8_t *p, unsigned sz)
  * accessors and calls again.  Each chunk's registers are committed before
  * the next one is looked at, so faults stay precise. */
 static X86_ALWAYS_INLINE uint64_t str_fast(struct x86_cpu *cpu, const struct x86_insn *i, unsigned op,
-					   unsigned sz, unsigned rep, uint64_t n, bool *done, bool *yield)
+					   unsigned sz, unsigned asz, unsigned rep, uint64_t n,
+					   bool *done, bool *yield)
 {
+	const uint64_t am = AMASK(asz);
 	const bool back = cpu->rflags & X86_DF;
 	const bool has_src = op != ST_STOS && op != ST_SCAS, has_dst = op != ST_LODS;
 	const int64_t st = back ? -(int64_t)sz : (int64_t)sz;
 
 	while (n) {
-		uint64_t si = cpu->regs[X86_RSI], di = cpu->regs[X86_RDI];
+		uint64_t si = cpu->regs[X86_RSI] & am, di = cpu->regs[X86_RDI] & am;
 		uint64_t sla = cpu->segbase[i->seg] + si, dla = cpu->segbase[X86_ES] + di;
 		uint64_t cnt = n;
-		if (has_dst)
+		if (has_dst) {
 			cnt = MIN(cnt, elems_in_page(dla, sz, back));
-		if (has_src)
+			if (asz != 8) /* no wrap of the offset inside the chunk */
+				cnt = MIN(cnt, elems_before_wrap(di, sz, am, back));
+		}
+		if (has_src) {
 			cnt = MIN(cnt, elems_in_page(sla, sz, back));
+			if (asz != 8)
+				cnt = MIN(cnt, elems_before_wrap(si, sz, am, back));
+		}
 		if (!cnt)
 			return n;
 		uint64_t span = (cnt - 1) * sz; /* from the lowest element to the highest */
@@ -168,6 +184,8 @@ static X86_ALWAYS_INLINE uint64_t str_fast(struct x86_cpu *cpu, const struct x86
 		case ST_MOVS:
 			if (!back && (d <= s || d >= s + cnt * sz)) {
 				memmove(d, s, cnt * sz);
+			} else if (back && (d >= s || d + sz <= s - span)) {
+				memmove(d - span, s - span, cnt * sz);
 			} else { /* element by element, as the hardware */
 				for (uint64_t e = 0; e < cnt; e++) {
 					uint64_t v = load_n(s + e * st, sz);
@@ -182,12 +200,13 @@ static X86_ALWAYS_INLINE uint64_t str_fast(struct x86_cpu *cpu, const struct x86
 				memset(lo, (uint8_t)cpu->regs[X86_RAX], len);
 				break;
 			}
-			memcpy(lo, &cpu->regs[X86_RAX], sz);
-			while (done_b < len) { /* double the pattern */
-				size_t c = MIN(done_b, len - done_b);
-				memcpy(lo + done_b, lo, c);
-				done_b += c;
+			uint64_t v = cpu->regs[X86_RAX];
+			if (x86_zext(v, sz) == x86_zext(0x0101010101010101ull * (uint8_t)v, sz)) {
+				memset(lo, (uint8_t)v, len); /* one repeated byte, e.g. zeroing */
+				break;
 			}
+			for (; done_b <= len; done_b += sz)
+				memcpy(lo + done_b - sz, &v, sz);
 			break;
 		}
 		case ST_LODS:
@@ -202,9 +221,18 @@ static X86_ALWAYS_INLINE uint64_t str_fast(struct x86_cpu *cpu, const struct x86
 				a = (uint8_t)cpu->regs[X86_RAX];
 				b = d[k - 1];
 			} else {
+				k = 0;
+				if (op == ST_CMPS && rep == RP_REP && !back) {
+					/* skip the equal words quickly; the loop below
+					 * then finds the mismatching element */
+					uint64_t len = cnt * sz, off = 0;
+					while (off + 8 <= len && load_n(s + off, 8) == load_n(d + off, 8))
+						off += 8;
+					k = off / sz;
+				}
 				if (op == ST_SCAS)
 					a = x86_get_reg(cpu, X86_RAX, sz);
-				for (k = 0; k < cnt;) {
+				for (; k < cnt;) {
 					if (op == ST_CMPS)
 						a = load_n(s + (int64_t)k * st, sz);
 					b = load_n(d + (int64_t)k * st, sz);
@@ -220,10 +248,10 @@ static X86_ALWAYS_INLINE uint64_t str_fast(struct x86_cpu *cpu, const struct x86
 		}
 		}
 		if (has_src)
-			cpu->regs[X86_RSI] = si + (uint64_t)((int64_t)k * st);
+			x86_set_reg(cpu, X86_RSI, asz, si + (uint64_t)((int64_t)k * st));
 		if (has_dst)
-			cpu->regs[X86_RDI] = di + (uint64_t)((int64_t)k * st);
-		cpu->regs[X86_RCX] -= k;
+			x86_set_reg(cpu, X86_RDI, asz, di + (uint64_t)((int64_t)k * st));
+		x86_set_reg(cpu, X86_RCX, asz, cpu->regs[X86_RCX] - k);
 		n -= k;
 		if (stop) {
 			*done = true;
@@ -253,16 +281,16 @@ static X86_ALWAYS_INLINE const struct x86_insn *str_run(struct x86_cpu *cpu, con
 	/* MOVS/STOS/LODS ignore the REPE/REPNE condition. */
 	unsigned cond = (op == ST_CMPS || op == ST_SCAS) ? rep : RP_NONE;
 	for (unsigned k = 1;; k++) {
-		if (asz == 8) {
+		{
 			bool done = false, yield = false;
-			n = str_fast(cpu, i, op, sz, cond, n, &done, &yield);
+			n = str_fast(cpu, i, op, sz, asz, cond, n, &done, &yield);
 			if (done || !n)
 				return i + 1;
 			if (yield)
 				return restart(cpu, i);
 		}
 		/* One element through the accessors (TLB miss, MMIO, an element
-		 * across pages, or a 16/32-bit address size). */
+		 * across pages or across the address-size wrap). */
 		bool stop = str_elem(cpu, i, op, sz, asz, cond, step);
 		x86_set_reg(cpu, X86_RCX, asz, cpu->regs[X86_RCX] - 1);
 		if (stop || !--n)
