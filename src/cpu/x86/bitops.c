@@ -72,7 +72,7 @@ static X86_ALWAYS_INLINE uint64_t bt_la(struct x86_cpu *cpu, const struct x86_in
 		uint64_t off = cpu->regs[i->reg];                                       \
 		unsigned b = (unsigned)off & (BITS(SZ) - 1);                            \
 		uint64_t la = bt_la(cpu, i, SZ, off);                                   \
-		uint64_t v = x86_read(cpu, la, SZ);                                     \
+		uint64_t v = OP != BT_BT ? x86_int2_read_rmw(cpu, la, SZ) : x86_read(cpu, la, SZ); \
 		if (OP != BT_BT)                                                        \
 			x86_write(cpu, la, SZ, bt_apply(OP, v, b));                     \
 		bt_flags(cpu, (v >> b) & 1);                                            \
@@ -82,7 +82,7 @@ static X86_ALWAYS_INLINE uint64_t bt_la(struct x86_cpu *cpu, const struct x86_in
 	{                                                                               \
 		unsigned b = (unsigned)i->imm;                                          \
 		uint64_t la = x86_ea(cpu, i);                                           \
-		uint64_t v = x86_read(cpu, la, SZ);                                     \
+		uint64_t v = OP != BT_BT ? x86_int2_read_rmw(cpu, la, SZ) : x86_read(cpu, la, SZ); \
 		if (OP != BT_BT)                                                        \
 			x86_write(cpu, la, SZ, bt_apply(OP, v, b));                     \
 		bt_flags(cpu, (v >> b) & 1);                                            \
@@ -125,13 +125,16 @@ static uint64_t rmw_bt_imm(struct x86_cpu *cpu, const struct x86_insn *i, uint64
 static X86_HANDLER(h_bt_lock_mr)
 {
 	uint64_t la = bt_la(cpu, i, i->osz, cpu->regs[i->reg]);
+	x86_int2_probe_rmw(cpu, la, i->osz); /* faults as a write */
 	x86_locked_rmw(cpu, la, i->osz, rmw_bt_reg, i);
 	return i + 1;
 }
 
 static X86_HANDLER(h_bt_lock_mi)
 {
-	x86_locked_rmw(cpu, x86_ea(cpu, i), i->osz, rmw_bt_imm, i);
+	uint64_t la = x86_ea(cpu, i);
+	x86_int2_probe_rmw(cpu, la, i->osz);
+	x86_locked_rmw(cpu, la, i->osz, rmw_bt_imm, i);
 	return i + 1;
 }
 

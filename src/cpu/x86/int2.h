@@ -20,6 +20,23 @@ bool x86_select_string(struct x86_insn *i, unsigned opc);
 /* bitops.c: 0F A3 AB B3 BB BA BC BD B8. */
 bool x86_select_bitops(struct x86_insn *i, unsigned opc);
 
+/* Reads the destination of a read-modify-write instruction; a fault is
+ * reported as the hardware reports it, as a write (#PF error code with W),
+ * even when the read is what fails. */
+static inline void x86_int2_probe_rmw(struct x86_cpu *cpu, uint64_t la, unsigned size)
+{
+	struct x86_tlb_entry *e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)];
+	if (unlikely(e->tag_w != ((la & X86_PAGE_MASK) | cpu->mmu_idx) ||
+		     (la & 0xfff) > 4096 - size))
+		x86_probe_write(cpu, la, size);
+}
+
+static inline uint64_t x86_int2_read_rmw(struct x86_cpu *cpu, uint64_t la, unsigned size)
+{
+	x86_int2_probe_rmw(cpu, la, size);
+	return x86_read(cpu, la, size);
+}
+
 /* Lazy-flag state computed by a handler and committed only once every
  * store of the instruction has succeeded (faults stay precise). */
 struct x86_cc {

@@ -130,7 +130,7 @@ static X86_ALWAYS_INLINE uint64_t shift_op(struct x86_cpu *cpu, unsigned op, uns
 	{                                                                           \
 		unsigned c = COUNT_I(SZ);                                           \
 		uint64_t la = x86_ea(cpu, i);                                       \
-		uint64_t v = x86_read##T(cpu, la);                                  \
+		uint64_t v = x86_int2_read_rmw(cpu, la, SZ);                                  \
 		struct x86_cc cc;                                                   \
 		x86_write##T(cpu, la, (uint##T##_t)shift_op(cpu, OP, SZ, v, c, &cc)); \
 		x86_cc_commit(cpu, &cc);                                            \
@@ -140,7 +140,7 @@ static X86_ALWAYS_INLINE uint64_t shift_op(struct x86_cpu *cpu, unsigned op, uns
 	{                                                                           \
 		unsigned c = COUNT_C(SZ);                                           \
 		uint64_t la = x86_ea(cpu, i);                                       \
-		uint64_t v = x86_read##T(cpu, la);                                  \
+		uint64_t v = x86_int2_read_rmw(cpu, la, SZ);                                  \
 		struct x86_cc cc;                                                   \
 		if (c) {                                                            \
 			x86_write##T(cpu, la, (uint##T##_t)shift_op(cpu, OP, SZ, v, c, &cc)); \
@@ -165,7 +165,8 @@ DEF_SHIFT(sar, SH_SAR)
 
 /* Count 0 from an immediate: no flag changes; the register form still
  * writes its register (zero-extending 32-bit destinations), the memory
- * form reads its operand (and faults as the read would). */
+ * form reads its operand (and faults as a write would, as the hardware
+ * does for this read-modify-write instruction). */
 static X86_HANDLER(h_shift0_r)
 {
 	x86_set_reg(cpu, i->rm, i->osz, x86_get_reg(cpu, i->rm, i->osz));
@@ -174,7 +175,7 @@ static X86_HANDLER(h_shift0_r)
 
 static X86_HANDLER(h_shift0_m)
 {
-	(void)x86_read(cpu, x86_ea(cpu, i), i->osz);
+	(void)x86_int2_read_rmw(cpu, x86_ea(cpu, i), i->osz);
 	return i + 1;
 }
 
@@ -256,7 +257,7 @@ static X86_ALWAYS_INLINE uint64_t shd_op(bool left, unsigned size, uint64_t d, u
 	{                                                                           \
 		unsigned c = COUNT_I(SZ);                                           \
 		uint64_t la = x86_ea(cpu, i);                                       \
-		uint64_t d = x86_read##T(cpu, la), s = x86_get_reg(cpu, i->reg, SZ); \
+		uint64_t d = x86_int2_read_rmw(cpu, la, SZ), s = x86_get_reg(cpu, i->reg, SZ); \
 		struct x86_cc cc;                                                   \
 		x86_write##T(cpu, la, (uint##T##_t)shd_op(LEFT, SZ, d, s, c, &cc)); \
 		x86_cc_commit(cpu, &cc);                                            \
@@ -266,7 +267,7 @@ static X86_ALWAYS_INLINE uint64_t shd_op(bool left, unsigned size, uint64_t d, u
 	{                                                                           \
 		unsigned c = COUNT_C(SZ);                                           \
 		uint64_t la = x86_ea(cpu, i);                                       \
-		uint64_t d = x86_read##T(cpu, la), s = x86_get_reg(cpu, i->reg, SZ); \
+		uint64_t d = x86_int2_read_rmw(cpu, la, SZ), s = x86_get_reg(cpu, i->reg, SZ); \
 		struct x86_cc cc;                                                   \
 		if (c) {                                                            \
 			x86_write##T(cpu, la, (uint##T##_t)shd_op(LEFT, SZ, d, s, c, &cc)); \

@@ -414,6 +414,7 @@ static void test_div_faults(void)
 	/* div from memory faults before #DE is considered */
 	static const uint8_t divm[] = { 0xf7, 0x34, 0x25, 0, 0, 0, 0, 0xcc };
 	CHECK(ct_run(&t, divm, sizeof(divm)) == 14);
+	CHECK_EQ_U64(t.exit.error_code, 4); /* a read */
 	ct_fini(&t);
 }
 
@@ -547,6 +548,26 @@ static void test_decode_corners(void)
 	/* a shift of memory by 0 does not write, but still reads (and faults) */
 	static const uint8_t shl0[] = { 0xc1, 0x24, 0x25, 0, 0, 0, 0, 0, 0xcc };
 	CHECK(ct_run(&t, shl0, sizeof(shl0)) == 14);
+	CHECK_EQ_U64(t.exit.error_code, 4 | 2); /* reported as a write */
+	/* so does every read-modify-write form; BT only reads */
+	static const uint8_t rmw_faults[][16] = {
+		{ 8, 0xd1, 0x24, 0x25, 0, 0, 0, 0 },             /* shl dword [0], 1 */
+		{ 9, 0x0f, 0xa4, 0x04, 0x25, 0, 0, 0, 0, 3 },    /* shld [0], eax, 3 */
+		{ 8, 0x0f, 0xab, 0x04, 0x25, 0, 0, 0, 0 },       /* bts [0], eax */
+		{ 9, 0x0f, 0xba, 0x34, 0x25, 0, 0, 0, 0, 1 },    /* btr [0], 1 */
+		{ 9, 0xf0, 0x0f, 0xbb, 0x04, 0x25, 0, 0, 0, 0 }, /* lock btc [0], eax */
+	};
+	for (unsigned k = 0; k < ARRAY_SIZE(rmw_faults); k++) {
+		uint8_t c[16];
+		memcpy(c, rmw_faults[k] + 1, rmw_faults[k][0]);
+		c[rmw_faults[k][0]] = 0xcc;
+		t.st.gpr[X86_RAX] = 0;
+		CHECK(ct_run(&t, c, rmw_faults[k][0] + 1u) == 14);
+		CHECK_EQ_U64(t.exit.error_code, 4 | 2);
+	}
+	static const uint8_t bt_fault[] = { 0x0f, 0xa3, 0x04, 0x25, 0, 0, 0, 0, 0xcc };
+	CHECK(ct_run(&t, bt_fault, sizeof(bt_fault)) == 14);
+	CHECK_EQ_U64(t.exit.error_code, 4);
 	/* 32-bit register shift by CL = 0: flags kept, the register zero-extended */
 	static const uint8_t shl_cl[] = { 0xd3, 0xe0, 0xcc };
 	t.st.gpr[X86_RAX] = 0xffffffff00000001ull;
