@@ -702,8 +702,130 @@ static void test_fast_vs_element(void)
 	ct_fini(&t);
 }
 
+/* A system-mode CPU in real mode (16-bit code and addresses) or flat
+ * 32-bit protected mode, code at CT_CODE, ending with HLT. */
+static void ct_init_legacy(struct ct *t, bool pm32)
+{
+	struct x86_cpu_config cfg = { .user_mode = false };
+	t->mem = calloc(1, CT_MEM_SIZE);
+	t->cpu = x86_cpu_new(&ct_mem_ops, t, &cfg);
+	if (!t->mem || !t->cpu)
+		abort();
+	x86_get_state(t->cpu, &t->st);
+	t->st.efer = 0;
+	t->st.cr0 = pm32 ? 0x11 : 0x10; /* PE (32-bit) | ET */
+	for (unsigned s = 0; s < 6; s++) {
+		t->st.seg[s].sel = 0;
+		t->st.seg[s].limit = pm32 ? 0xffffffff : 0xffff;
+		t->st.seg[s].attr = (uint16_t)((s == X86_CS ? 0x9b : 0x93) | (pm32 ? 0xc00 : 0));
+		t->st.seg[s].base = 0;
+	}
+}
+
+static int ct_run_legacy(struct ct *t, const uint8_t *code, size_t len)
+{
+	ct_run(t, code, len);
+	/* a fresh CPU for the next run: this one stays halted */
+	struct x86_cpu_config cfg = { .user_mode = false };
+	x86_cpu_free(t->cpu);
+	t->cpu = x86_cpu_new(&ct_mem_ops, t, &cfg);
+	if (!t->cpu)
+		abort();
+	return t->exit.reason == X86_EXIT_HLT ? 0 : -1;
+}
+
+/* 16-bit addressing: SI/DI/CX, 16-bit wrap-around inside the segment, the
+ * upper halves of ESI/EDI/ECX kept; 32-bit code with a 67 prefix too. */
+static void test_legacy_modes(void)
+{
+	struct ct t;
+	ct_init_legacy(&t, false);
+	/* real mode: CS base = CT_CODE, DS = ES base = CT_DATA */
+	t.st.seg[X86_CS].base = CT_CODE;
+	t.st.seg[X86_DS].base = CT_DATA;
+	t.st.seg[X86_ES].base = CT_DATA + 0x20000;
+	uint8_t *ds = ct_data(&t, CT_DATA), *es = ct_data(&t, CT_DATA + 0x20000);
+	ds[0xffff] = 0x11;
+	ds[0] = 0x22;
+	ds[1] = 0x33;
+	static const uint8_t rep_movsb[] = { 0xf3, 0xa4, 0xf4 };
+	t.st.gpr[X86_RSI] = 0x1234ffff;
+	t.st.gpr[X86_RDI] = 0xabcdfffe;
+	t.st.gpr[X86_RCX] = 0x55550003;
+	t.st.rflags = 2;
+	CHECK(ct_run_legacy(&t, rep_movsb, sizeof(rep_movsb)) == 0);
+	CHECK_EQ_U64(t.st.gpr[X86_RSI], 0x12340002);
+	CHECK_EQ_U64(t.st.gpr[X86_RDI], 0xabcd0001);
+	CHECK_EQ_U64(t.st.gpr[X86_RCX], 0x55550000);
+	CHECK_EQ_U64(es[0xfffe], 0x11);
+	CHECK_EQ_U64(es[0xffff], 0x22);
+	CHECK_EQ_U64(es[0], 0x33);
+	/* a 32-bit operand size: rep movsd backwards (DF = 1) from SI = FFFC */
+	static const uint8_t rep_movsd_back[] = { 0x66, 0xf3, 0xa5, 0xf4 };
+	memcpy(ds + 0xfff8, "\x01\x02\x03\x04\xaa\xbb\xcc\xdd", 8);
+	t.st.gpr[X86_RSI] = 0xfffc;
+	t.st.gpr[X86_RDI] = 0x104;
+	t.st.gpr[X86_RCX] = 2;
+	t.st.rflags = 2 | X86_DF;
+	CHECK(ct_run_legacy(&t, rep_movsd_back, sizeof(rep_movsd_back)) == 0);
+	CHECK_EQ_U64(t.st.gpr[X86_RSI], 0xfff4);
+	CHECK_EQ_U64(t.st.gpr[X86_RDI], 0xfc);
+	CHECK(memcmp(es + 0x100, "\x01\x02\x03\x04\xaa\xbb\xcc\xdd", 8) == 0);
+	/* a 16-bit shift, SHLD and BT in 16-bit code */
+	static const uint8_t alu16[] = {
+		0xd1, 0xe0,             /* shl ax, 1 */
+		0x0f, 0xa4, 0xd8, 0x04, /* shld ax, bx, 4 */
+		0x0f, 0xa3, 0xc8,       /* bt ax, cx */
+		0xf4,
+	};
+	t.st.gpr[X86_RAX] = 0xffff8421;
+	t.st.gpr[X86_RBX] = 0xf000;
+	t.st.gpr[X86_RCX] = 3;
+	t.st.rflags = 2;
+	CHECK(ct_run_legacy(&t, alu16, sizeof(alu16)) == 0);
+	CHECK_EQ_U64(t.st.gpr[X86_RAX], 0xffff842f); /* 0x0842 << 4 | 0xf */
+	CHECK(t.st.rflags & X86_CF); /* bit 3 of 0x842f */
+	ct_fini(&t);
+
+	/* flat 32-bit protected mode: a 67 prefix gives 16-bit addresses */
+	ct_init_legacy(&t, true);
+	uint8_t *m = ct_data(&t, CT_DATA);
+	static const uint8_t stos[] = {
+		0xf3, 0xab,       /* rep stosd: EDI, ECX */
+		0x67, 0xf3, 0xaa, /* a16 rep stosb: DI, CX */
+		0xf4,
+	};
+	t.st.gpr[X86_RAX] = 0x44434241;
+	t.st.gpr[X86_RDI] = CT_DATA;
+	t.st.gpr[X86_RCX] = 2;
+	t.st.rflags = 2;
+	CHECK(ct_run_legacy(&t, stos, sizeof(stos)) == 0);
+	CHECK(memcmp(m, "ABCDABCD", 8) == 0);
+	CHECK_EQ_U64(t.st.gpr[X86_RDI], CT_DATA + 8);
+	CHECK_EQ_U64(t.st.gpr[X86_RCX], 0);
+	/* a16 with CX = 0 (upper ECX bits set): nothing happens */
+	static const uint8_t a16_stosb[] = { 0x67, 0xf3, 0xaa, 0xf4 };
+	t.st.gpr[X86_RDI] = 0xfffe;
+	t.st.gpr[X86_RCX] = 0x10000;
+	CHECK(ct_run_legacy(&t, a16_stosb, sizeof(a16_stosb)) == 0);
+	CHECK_EQ_U64(t.st.gpr[X86_RDI], 0xfffe);
+	CHECK_EQ_U64(t.st.gpr[X86_RCX], 0x10000);
+	/* a16 from DI = FFFE: the offset wraps to 0 (ES base = CT_DATA) */
+	t.st.gpr[X86_RDI] = 0x7777fffe;
+	t.st.gpr[X86_RCX] = 3;
+	t.st.seg[X86_ES].base = CT_DATA;
+	memset(m, 0, 0x10000);
+	CHECK(ct_run_legacy(&t, a16_stosb, sizeof(a16_stosb)) == 0);
+	CHECK_EQ_U64(t.st.gpr[X86_RDI], 0x77770001);
+	CHECK_EQ_U64(m[0xfffe], 0x41);
+	CHECK_EQ_U64(m[0xffff], 0x41);
+	CHECK_EQ_U64(m[0], 0x41);
+	ct_fini(&t);
+}
+
 int main(void)
 {
+	test_legacy_modes();
 	test_fast_vs_element();
 	test_rep_movs();
 	test_rep_stos_lods();
