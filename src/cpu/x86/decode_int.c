@@ -237,7 +237,7 @@ static bool sel_map0(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 		return true;
 	case 0x98: i->fn = x86_h_cbw; return true;
 	case 0x99: i->fn = x86_h_cwd; return true;
-	case 0x9b: i->fn = x86_h_nop; return true; /* FWAIT: pending x87 exceptions are checked by the next x87 op */
+	case 0x9b: i->fn = x86_h_fwait; return true;
 	case 0x9c: i->fn = x86_h_pushf; return true;
 	case 0x9d: i->fn = x86_h_popf; i->flags |= X86_IF_END; return true;
 	case 0x9e: i->fn = x86_h_sahf; return true;
@@ -493,7 +493,9 @@ static bool sel_map1(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 		i->aux = (opc & 1) ? 2 : 1;
 		if (i->aux == 1)
 			x86_fix_r8_rm(i);
-		i->fn = opc < 0xb8 ? x86_h_movzx : x86_h_movsx;
+		i->fn = x86_pick_movx(i, opc >= 0xb8);
+		if (!i->fn)
+			i->fn = opc < 0xb8 ? x86_h_movzx : x86_h_movsx;
 		return true;
 	case 0xc0: case 0xc1:
 		if (opc == 0xc0) {
