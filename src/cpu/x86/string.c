@@ -130,7 +130,8 @@ static inline uint64_t load_n(const uint8_t *p, unsigned sz)
 	return v;
 }
 
-/* REP forms with 64-bit addresses: runs whole page chunks on host memory.
+/* REP forms: runs whole page chunks on host memory (any address size; a
+ * chunk never wraps the 16- or 32-bit offset).
  * Returns the elements left; sets *done when a REPE/REPNE condition ended
  * the instruction, *yield when something else wants the CPU.  Returns
  * early, with elements left, when an operand is not in the TLB or an
@@ -188,8 +189,8 @@ static X86_ALWAYS_INLINE uint64_t str_fast(struct x86_cpu *cpu, const struct x86
 				memmove(d - span, s - span, cnt * sz);
 			} else { /* element by element, as the hardware */
 				for (uint64_t e = 0; e < cnt; e++) {
-					uint64_t v = load_n(s + e * st, sz);
-					memcpy(d + e * st, &v, sz);
+					uint64_t v = load_n(s + (int64_t)e * st, sz);
+					memcpy(d + (int64_t)e * st, &v, sz);
 				}
 			}
 			break;
