@@ -510,6 +510,7 @@ void x86_set_state(struct x86_cpu *cpu, const struct x86_state *st)
 	cpu->cr8 = st->cr8;
 	cpu->efer = st->efer;
 	cpu->tsc_offset = st->tsc - clock_ns();
+	cpu->halted = false;
 	x86_fpu_from_fxsave(cpu, &st->fx);
 	cpu->mxcsr = st->fx.mxcsr;
 	memcpy(cpu->xmm, st->fx.xmm, sizeof(cpu->xmm));
