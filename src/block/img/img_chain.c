@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CHAIN_BUF_BYTES (2u << 20)
 
@@ -218,6 +219,11 @@ int img_cmd_rebase(int argc, char **argv)
 
 			img_path_relative_to(filename, out_base, path, sizeof(path));
 			blk_format_parse(out_fmt, &o.format);
+			if (access(path, R_OK) < 0) {
+				log_error("Could not open new backing file '%s': Could not open '%s': %s",
+					  path, path, strerror(errno));
+				goto out;
+			}
 			if (blk_open(path, &o, &nb, err, sizeof(err)) < 0) {
 				log_error("Could not open new backing file '%s': %s", path, err);
 				goto out;

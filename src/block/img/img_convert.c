@@ -467,7 +467,7 @@ int img_cmd_convert(int argc, char **argv)
 	}
 	nb_names = argc - optind;
 	if (nb_names < 2) {
-		ret = img_usage("Must specify image file name");
+		log_error("Must specify image file name");
 		goto out;
 	}
 	out_name = argv[argc - 1];
@@ -529,6 +529,8 @@ int img_cmd_convert(int argc, char **argv)
 		}
 		o.flags = src_flags;
 		o.snapshot = snap;
+		if (img_open_errno(name, false))
+			goto out;
 		if (blk_open(name, &o, &s.src[i], err, sizeof(err)) < 0) {
 			if (snap && strstr(err, "snapshot"))
 				log_error("Failed to load snapshot: %s", err);
@@ -575,6 +577,8 @@ int img_cmd_convert(int argc, char **argv)
 
 		o.format = of;
 		o.flags = BLK_OPEN_RDWR | BLK_OPEN_NO_BACKING | dst_flags;
+		if (img_open_errno(out_name, true))
+			goto out;
 		if (blk_open(out_name, &o, &s.dst, err, sizeof(err)) < 0) {
 			log_error("Could not open '%s': %s", out_name, err);
 			goto out;
@@ -665,22 +669,36 @@ int img_cmd_dd(int argc, char **argv)
 			return 1;
 		}
 		if (klen == 2 && !strncmp(arg, "bs", 2)) {
-			if (img_parse_size(v, &bs) || !bs || bs > INT32_MAX) {
-				log_error("invalid number: '%s'", v);
+			int r = img_parse_size(v, &bs);
+			if (!r && (!bs || bs > INT32_MAX))
+				r = -ERANGE;
+			if (r == -ERANGE) {
+				log_error("Invalid bs specified. Must be between 1 and 2147483647.");
 				return 1;
 			}
-		} else if (klen == 5 && !strncmp(arg, "count", 5)) {
-			if (img_parse_size(v, &count)) {
-				log_error("invalid number: '%s'", v);
+			if (r) {
+				log_error("Invalid bs specified. You may use k, M, G, T, P or E suffixes for");
+				log_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
 				return 1;
 			}
-			has_count = true;
-		} else if (klen == 4 && !strncmp(arg, "skip", 4)) {
-			if (img_parse_size(v, &skip)) {
-				log_error("invalid number: '%s'", v);
+		} else if ((klen == 5 && !strncmp(arg, "count", 5)) ||
+			   (klen == 4 && !strncmp(arg, "skip", 4))) {
+			bool is_count = klen == 5;
+			int r = img_parse_size(v, is_count ? &count : &skip);
+			if (r) {
+				const char *what = is_count ? "count" : "skip";
+				if (r == -ERANGE) {
+					log_error("Invalid %s specified. Must be between 0 and 9223372036854775807.", what);
+				} else {
+					log_error("Invalid %s specified. You may use k, M, G, T, P or E suffixes for", what);
+					log_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+				}
 				return 1;
 			}
-			has_skip = true;
+			if (is_count)
+				has_count = true;
+			else
+				has_skip = true;
 		} else if (klen == 2 && !strncmp(arg, "if", 2)) {
 			in_name = v;
 		} else if (klen == 2 && !strncmp(arg, "of", 2)) {

@@ -267,7 +267,7 @@ static int img_parse_cmdline_size(const char *s, uint64_t *out)
 {
 	int ret = img_parse_size(s, out);
 
-	if (ret == -ERANGE || (ret && s[0] == '-')) {
+	if (ret == -ERANGE) {
 		log_error("Invalid image size specified. Must be between 0 and 9223372036854775807.");
 		return ret;
 	}
@@ -367,7 +367,14 @@ int img_cmd_create(int argc, char **argv)
 		goto out;
 	}
 	if (c.backing_file && !c.backing_fmt) {
+		/* qemu-img probes the backing file first and says what it saw */
+		char path[4096];
+		enum blk_format pf;
+
+		img_path_relative_to(filename, c.backing_file, path, sizeof(path));
 		log_error("%s: Backing file specified without backing format", filename);
+		if (!unsafe && !blk_probe_format(path, &pf))
+			fprintf(stderr, "Detected format of %s.", blk_format_name(pf));
 		goto out;
 	}
 	if (c.backing_file && !unsafe) {
@@ -664,7 +671,8 @@ int img_cmd_measure(int argc, char **argv)
 		}
 		size = blk_size(src);
 		if (!blk_get_info(src, &info) && info.format == BLK_FMT_QCOW2 &&
-		    of == BLK_FMT_QCOW2 && o.compat != BLK_COMPAT_0_10)
+		    info.qcow2_version >= 3 && of == BLK_FMT_QCOW2 &&
+		    o.compat != BLK_COMPAT_0_10)
 			has_bitmaps = true;
 	}
 	if (c.has_size && !has_size)
@@ -677,6 +685,12 @@ int img_cmd_measure(int argc, char **argv)
 		log_error("Error measuring the image");
 		goto out;
 	}
+	/* as qemu: a raw target needs its whole size; a preallocated qcow2
+	 * needs everything it would have fully allocated */
+	if (of == BLK_FMT_RAW)
+		required = full = ALIGN_UP(size, 512);
+	else if (o.prealloc == BLK_PREALLOC_FULL || o.prealloc == BLK_PREALLOC_FALLOC)
+		required = full;
 	if (output == IMG_OUT_JSON) {
 		struct json *j = json_obj();
 		json_add_int(j, "required", (int64_t)required);

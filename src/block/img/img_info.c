@@ -439,14 +439,27 @@ int img_cmd_snapshot(int argc, char **argv)
 			goto out;
 		}
 		break;
-	case SN_DELETE:
-		r = blk_snapshot_delete(b, name);
+	case SN_DELETE: {
+		/* qemu-img deletes by name only; delete that one by its id */
+		struct blk_snapshot_info *sn = NULL;
+		unsigned nb = 0;
+		char id[sizeof(sn->id)] = "";
+
+		if (!blk_snapshot_list(b, &sn, &nb))
+			for (unsigned i = 0; i < nb; i++)
+				if (!strcmp(sn[i].name, name)) {
+					snprintf(id, sizeof(id), "%s", sn[i].id);
+					break;
+				}
+		free(sn);
+		r = id[0] ? blk_snapshot_delete(b, id) : -ENOENT;
 		if (r < 0) {
 			log_error("Could not delete snapshot '%s': %s", name,
 				  r == -ENOENT ? "snapshot not found" : blk_last_error(b));
 			goto out;
 		}
 		break;
+	}
 	}
 	ret = 0;
 out:
@@ -598,6 +611,14 @@ int img_cmd_map(int argc, char **argv)
 			.filename = (st.flags & BLK_ST_OFFSET_VALID) && st.file ?
 				    blk_filename(st.file) : NULL,
 		};
+		/* raw maps every byte to the same offset in its file, holes
+		 * included, and qemu-img says so */
+		if (st.file && blk_format(st.file) == BLK_FMT_RAW &&
+		    (st.flags & (BLK_ST_DATA | BLK_ST_ZERO)) && !next.has_offset) {
+			next.has_offset = true;
+			next.offset = off;
+			next.filename = blk_filename(st.file);
+		}
 		if (img_map_mergeable(&curr, &next)) {
 			curr.length += next.length;
 			continue;

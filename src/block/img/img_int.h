@@ -93,6 +93,10 @@ int img_copts_to_create(const struct img_copts *c, enum blk_format fmt,
  */
 struct blk *img_open(const char *path, const char *fmt_name, unsigned flags,
 		     bool quiet);
+/* Opens and closes path as a plain file first, so that a missing or
+ * unreadable file gets qemu-img's message ("Could not open 'x': Could not
+ * open 'x': No such file or directory").  Returns 0 or -errno (printed). */
+int img_open_errno(const char *path, bool rdwr);
 /* Checks a -f/-O argument: 0, or prints "Unknown file format 'x'" (with
  * an optional "prefix: ") and returns -EINVAL. */
 int img_check_format(const char *name, const char *prefix);

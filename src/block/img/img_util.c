@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -228,6 +229,21 @@ int img_check_format(const char *name, const char *prefix)
 	return -EINVAL;
 }
 
+int img_open_errno(const char *path, bool rdwr)
+{
+	int fd = open(path, (rdwr ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+
+	if (fd < 0 && rdwr && errno == EACCES)
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		log_error("Could not open '%s': Could not open '%s': %s", path, path, strerror(e));
+		return -e;
+	}
+	close(fd);
+	return 0;
+}
+
 struct blk *img_open(const char *path, const char *fmt_name, unsigned flags,
 		     bool quiet)
 {
@@ -237,6 +253,8 @@ struct blk *img_open(const char *path, const char *fmt_name, unsigned flags,
 	int ret;
 
 	(void)quiet;
+	if (img_open_errno(path, flags & BLK_OPEN_RDWR))
+		return NULL;
 	o.flags = flags;
 	if (fmt_name) {
 		if (blk_format_parse(fmt_name, &o.format)) {

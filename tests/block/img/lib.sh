@@ -104,8 +104,10 @@ same_image() {
 		if ! q check "md/$f" >chk.out 2>&1; then
 			fail "$f: qemu-img check of maquina's image: $(cat chk.out)"
 		fi
-		(cd qd && q info --output=json "$f" | norm) >qi.json
-		(cd md && q info --output=json "$f" | norm) >mi.json
+		# icount: qemu-img 7.2 stores 0 in the snapshots it makes, the
+		# block layer stores -1 ("unknown", as the spec says); not compared
+		(cd qd && q info --output=json "$f" | norm | grep -v '"icount"') >qi.json
+		(cd md && q info --output=json "$f" | norm | grep -v '"icount"') >mi.json
 		if ! cmp -s qi.json mi.json; then
 			fail "$f: qemu-img info differs"
 			diff -u qi.json mi.json | head -20 >&2
