@@ -16,7 +16,9 @@
 #include "core/core.h"
 
 /* Messages are truncated on purpose where they would not fit. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 static const char qcow2_magic[4] = { 'Q', 'F', 'I', (char)0xfb };
 
@@ -255,6 +257,7 @@ static int blk_open_depth(const char *path, const struct blk_open_opts *o,
 	b->open_chain = NULL;
 	if (ret < 0) {
 		blk_err_set(err, err_len, "%s", b->err);
+		b->drv->close(b);
 		b->drv = NULL;
 		blk_close(b);
 		return ret;

@@ -104,15 +104,10 @@ int qcow2_write_header(struct qcow2 *s)
 			goto out;
 		pos = np;
 	}
-	for (unsigned i = 0; i < s->nb_exts; i++) {
-		np = put_ext(buf, pos, cap, s->exts[i].type, s->exts[i].data,
-			     s->exts[i].len);
-		if (!np)
-			goto out;
-		pos = np;
-	}
 	size_t blen = s->backing_file ? strlen(s->backing_file) : 0;
-	if (h->version >= 3) {
+	/* qemu-img 7.2 writes the feature name table only for clusters of
+	 * more than 4 KiB (observed); it is optional */
+	if (h->version >= 3 && cap > 4096) {
 		uint8_t ft[8 * 48] = { 0 };
 		unsigned n = 0;
 		for (unsigned t = 0; t < 3; t++)
@@ -126,8 +121,15 @@ int qcow2_write_header(struct qcow2 *s)
 				}
 		/* optional: left out where cluster 0 is too small */
 		np = put_ext(buf, pos, cap, QCOW2_EXT_FEATURES, ft, n * 48);
-		if (np && np + 8 + blen <= cap)
+		if (np)
 			pos = np;
+	}
+	for (unsigned i = 0; i < s->nb_exts; i++) {
+		np = put_ext(buf, pos, cap, s->exts[i].type, s->exts[i].data,
+			     s->exts[i].len);
+		if (!np)
+			goto out;
+		pos = np;
 	}
 	if (pos + 8 + blen > cap)
 		goto out;
@@ -479,9 +481,32 @@ static int qcow2_preadv(struct blk *b, uint64_t off, const struct iovec *iov,
 	uint8_t *buf = linearize(iov, iovcnt, len, false);
 	if (!buf)
 		return -ENOMEM;
-	lock(s);
-	int ret = qcow2_read_locked(s, off, buf, len);
-	unlock(s);
+	int ret = 0;
+	uint8_t *p = buf;
+	uint64_t left = len;
+	/* Data reads run without the lock so that requests proceed in
+	 * parallel; the mapping is looked up under it.  Clusters freed by a
+	 * concurrent discard are only reused after a flush (s->pending). */
+	while (left && !ret) {
+		struct qc_extent ext = { .len = 0 };
+		lock(s);
+		ret = get_extent(s, off, left, &ext);
+		if (!ret && ext.type != QC_NORMAL)
+			ret = qcow2_read_locked(s, off, p, ext.len);
+		unlock(s);
+		if (!ret && ext.type == QC_NORMAL) {
+			ssize_t r = blk_file_pread(b->fd, p, ext.len, ext.host);
+			if (r < 0)
+				ret = blk_fail(b, (int)r, "read at 0x%llx: %s",
+					       (unsigned long long)ext.host,
+					       strerror((int)-r));
+			else if ((uint64_t)r < ext.len)
+				memset(p + r, 0, ext.len - (uint64_t)r);
+		}
+		off += ext.len;
+		p += ext.len;
+		left -= ext.len;
+	}
 	if (iovcnt > 1) {
 		uint64_t o = 0;
 		for (int i = 0; i < iovcnt; i++) {
@@ -670,6 +695,58 @@ static int write_cluster(struct qcow2 *s, uint64_t gcl, uint64_t o,
 		return -ENOMEM;
 	uint64_t goff = gcl << s->cluster_bits;
 	uint64_t glen = MIN(s->cluster_size, s->b->size - goff);
+	/* the old content reads as zeros: a fresh cluster past everything
+	 * ever written needs only the new bytes (the rest is a hole) */
+	bool old_zero = !ok && !s->ext_l2 && !(e & QCOW_OFLAG_COMPRESSED) &&
+			!host && (zero_flag || !s->b->backing);
+	if (old_zero) {
+		uint64_t prev_end = s->alloc_end;
+		int64_t a = qcow2_alloc_clusters(s, 1);
+		if (a < 0) {
+			ret = (int)a;
+			goto out;
+		}
+		if ((uint64_t)a >= prev_end) {
+			ret = get_l2_for_write(s, gcl, &l2);
+			if (!ret)
+				ret = check_overlap(s, (uint64_t)a, s->cluster_size);
+			if (!ret)
+				ret = blk_file_pwrite(s->b->fd, data, n,
+						      (uint64_t)a + o);
+			if (ret < 0) {
+				blk_fail(s->b, ret, "write at 0x%llx: %s",
+					 (unsigned long long)a, strerror(-ret));
+				goto out;
+			}
+			qcow2_l2_set(s, l2, i, (uint64_t)a | QCOW_OFLAG_COPIED,
+				     full_bitmap());
+			qcow2_cache_mark_dirty(&s->l2c, l2);
+			s->l2_dep_data = true;
+			ret = qcow2_free_l2_entry(s, e);
+			goto out;
+		}
+		/* a reused cluster: write it whole */
+		memset(cl, 0, s->cluster_size);
+		memcpy(cl + o, data, n);
+		ret = get_l2_for_write(s, gcl, &l2);
+		if (ret < 0)
+			goto out;
+		ret = check_overlap(s, (uint64_t)a, s->cluster_size);
+		if (!ret)
+			ret = blk_file_pwrite(s->b->fd, cl, s->cluster_size,
+					      (uint64_t)a);
+		if (ret < 0) {
+			blk_fail(s->b, ret, "write at 0x%llx: %s",
+				 (unsigned long long)a, strerror(-ret));
+			goto out;
+		}
+		qcow2_l2_set(s, l2, i, (uint64_t)a | QCOW_OFLAG_COPIED,
+			     full_bitmap());
+		qcow2_cache_mark_dirty(&s->l2c, l2);
+		s->l2_dep_data = true;
+		ret = qcow2_free_l2_entry(s, e);
+		goto out;
+	}
 	if (o != 0 || n < glen) {
 		ret = qcow2_read_locked(s, goff, cl, glen);
 		if (ret < 0)
@@ -1124,6 +1201,7 @@ int qcow2_grow_l1(struct qcow2 *s, uint64_t min_size)
 				QCOW2_MAX_L1_BYTES >> 20);
 	uint64_t bytes = ALIGN_UP(min_size * 8, s->cluster_size);
 	uint64_t *nt = calloc(1, bytes);
+	uint64_t used = min_size * 8; /* written; the rest of the cluster is not */
 	if (!nt)
 		return -ENOMEM;
 	int64_t a = qcow2_alloc_clusters(s, bytes >> s->cluster_bits);
@@ -1134,7 +1212,7 @@ int qcow2_grow_l1(struct qcow2 *s, uint64_t min_size)
 		nt[i] = htobe64(s->l1[i]);
 	ret = qcow2_flush_refcounts(s);
 	if (!ret)
-		ret = blk_file_pwrite(s->b->fd, nt, bytes, (uint64_t)a);
+		ret = blk_file_pwrite(s->b->fd, nt, used, (uint64_t)a);
 	if (!ret)
 		ret = blk_file_sync(s->b);
 	if (ret < 0) {

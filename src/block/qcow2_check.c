@@ -54,14 +54,15 @@ static void inc(struct check *c, uint64_t off, uint64_t len)
 	uint64_t first = off >> s->cluster_bits;
 	uint64_t last = (off + len - 1) >> s->cluster_bits;
 	for (uint64_t k = first; k <= last; k++) {
+		if (k >= c->file_clusters) {
+			say(c, "ERROR: counting reference for region exceeding "
+			       "the end of the file by one cluster or more: "
+			       "offset 0x%llx size 0x%llx",
+			    (unsigned long long)off, (unsigned long long)len);
+			c->res->corruptions++;
+			return;
+		}
 		if (k >= c->nb) {
-			if (k >= MAX_CHECK_CLUSTERS) {
-				say(c, "ERROR: cluster %llu is far past the end "
-				       "of the image",
-				    (unsigned long long)k);
-				c->res->corruptions++;
-				return;
-			}
 			uint64_t nn = MAX(k + 1, c->nb * 2);
 			uint64_t *p = realloc(c->refs, nn * 8);
 			if (!p) {
@@ -90,6 +91,7 @@ static int check_l2(struct check *c, uint64_t l2off, bool active)
 		return 0;
 	}
 	uint64_t *l2 = (uint64_t *)c->l2buf;
+	c->next_contig = 0; /* contiguity is counted within one table */
 	for (uint64_t i = 0; i < s->l2_entries; i++) {
 		uint64_t e = qcow2_l2_get(s, l2, i);
 		if (e & QCOW_OFLAG_COMPRESSED) {
@@ -107,7 +109,6 @@ static int check_l2(struct check *c, uint64_t l2off, bool active)
 				c->res->allocated_clusters++;
 				c->res->compressed_clusters++;
 				c->res->fragmented_clusters++;
-				c->next_contig = 0;
 			}
 			inc(c, h, end - h);
 			continue;
@@ -116,11 +117,12 @@ static int check_l2(struct check *c, uint64_t l2off, bool active)
 		if (!h)
 			continue;
 		if (h & (s->cluster_size - 1)) {
-			say(c, "ERROR offset=%llx: Cluster is not properly "
-			       "aligned; L2 entry corrupted",
+			/* counted anyway, over the clusters it touches, as
+			 * qemu-img does */
+			say(c, "ERROR offset=%llx: Data cluster is not properly "
+			       "aligned; L2 entry corrupted.",
 			    (unsigned long long)h);
 			c->res->corruptions++;
-			continue;
 		}
 		if (active) {
 			c->res->allocated_clusters++;
@@ -154,6 +156,78 @@ static int check_l1(struct check *c, const uint64_t *l1, uint64_t l1_size,
 	return 0;
 }
 
+/* Persistent dirty bitmaps (only when the autoclear bit says they are
+ * consistent, as QEMU): the directory, each bitmap table and its data
+ * clusters. */
+static void count_bitmaps(struct check *c)
+{
+	struct qcow2 *s = c->s;
+	if (!(s->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
+		return;
+	const struct qcow2_ext *x = NULL;
+	for (unsigned i = 0; i < s->nb_exts; i++)
+		if (s->exts[i].type == QCOW2_EXT_BITMAPS && s->exts[i].len >= 24)
+			x = &s->exts[i];
+	if (!x)
+		return;
+	uint32_t nb;
+	uint64_t dsize, doff;
+	memcpy(&nb, x->data, 4);
+	memcpy(&dsize, x->data + 8, 8);
+	memcpy(&doff, x->data + 16, 8);
+	nb = be32toh(nb);
+	dsize = be64toh(dsize);
+	doff = be64toh(doff);
+	if (dsize > (64u << 20) || nb > 65535 || (doff & (s->cluster_size - 1))) {
+		say(c, "ERROR: the bitmap directory (0x%llx, %llu bytes) is "
+		       "invalid",
+		    (unsigned long long)doff, (unsigned long long)dsize);
+		c->res->corruptions++;
+		return;
+	}
+	uint8_t *dir = malloc(dsize ? dsize : 1);
+	if (!dir || (uint64_t)blk_file_pread(s->b->fd, dir, dsize, doff) != dsize) {
+		free(dir);
+		c->res->check_errors++;
+		return;
+	}
+	inc(c, doff, dsize);
+	uint64_t pos = 0;
+	for (uint32_t i = 0; i < nb && pos + 24 <= dsize; i++) {
+		uint64_t toff;
+		uint32_t tsize, extra;
+		uint16_t nlen;
+		memcpy(&toff, dir + pos, 8);
+		memcpy(&tsize, dir + pos + 8, 4);
+		memcpy(&nlen, dir + pos + 18, 2);
+		memcpy(&extra, dir + pos + 20, 4);
+		toff = be64toh(toff);
+		tsize = be32toh(tsize);
+		nlen = be16toh(nlen);
+		extra = be32toh(extra);
+		uint64_t tbytes = (uint64_t)tsize * 8;
+		if ((toff & (s->cluster_size - 1)) || tbytes > (64u << 20)) {
+			c->res->corruptions++;
+			break;
+		}
+		uint64_t *t = malloc(tbytes ? tbytes : 8);
+		if (t && (uint64_t)blk_file_pread(s->b->fd, t, tbytes, toff) ==
+				 tbytes) {
+			inc(c, toff, tbytes);
+			for (uint32_t k = 0; k < tsize; k++) {
+				uint64_t e = be64toh(t[k]) & L2E_OFFSET_MASK;
+				if (e)
+					inc(c, e, s->cluster_size);
+			}
+		} else {
+			c->res->check_errors++;
+		}
+		free(t);
+		pos += ALIGN_UP(24 + (uint64_t)extra + nlen, 8);
+	}
+	free(dir);
+}
+
 static int count_refs(struct check *c)
 {
 	struct qcow2 *s = c->s;
@@ -183,6 +257,7 @@ static int count_refs(struct check *c)
 		free(l1);
 	}
 	inc(c, s->snapshots_offset, s->snapshots_size);
+	count_bitmaps(c);
 	inc(c, s->reftable_offset, (uint64_t)s->reftable_clusters * s->cluster_size);
 	for (uint64_t i = 0; i < s->reftable_entries; i++) {
 		uint64_t r = s->reftable[i] & REFT_OFFSET_MASK;

@@ -24,7 +24,7 @@ int qcow2_cache_init(struct qcow2_cache *c, unsigned n, uint32_t table_size)
 	c->offs = calloc(n, sizeof(*c->offs));
 	c->lru = calloc(n, sizeof(*c->lru));
 	c->dirty = calloc(n, sizeof(*c->dirty));
-	c->data = aligned_alloc(4096, (size_t)n * table_size);
+	c->data = aligned_alloc(4096, ALIGN_UP((size_t)n * table_size, 4096));
 	if (!c->offs || !c->lru || !c->dirty || !c->data)
 		return -ENOMEM;
 	return 0;
@@ -547,6 +547,10 @@ int qcow2_update_refcount(struct qcow2 *s, uint64_t off, uint64_t len,
 		if (nv == 0) {
 			if (c < s->free_cluster_index)
 				s->free_cluster_index = c;
+			/* never append compressed data to a cluster that may
+			 * be handed out whole from now on */
+			if ((s->free_byte_offset >> s->cluster_bits) == c)
+				s->free_byte_offset = 0;
 			qcow2_cache_discard(&s->l2c, c << s->cluster_bits);
 		}
 	}
@@ -588,8 +592,11 @@ int64_t qcow2_alloc_clusters(struct qcow2 *s, uint64_t n)
 int64_t qcow2_alloc_bytes(struct qcow2 *s, uint64_t size)
 {
 	uint64_t fbo = s->free_byte_offset;
+	uint64_t rc = 0;
 	if (fbo && (fbo & (s->cluster_size - 1)) &&
-	    size <= s->cluster_size - (fbo & (s->cluster_size - 1))) {
+	    size <= s->cluster_size - (fbo & (s->cluster_size - 1)) &&
+	    qcow2_get_refcount(s, fbo >> s->cluster_bits, &rc) == 0 &&
+	    rc < s->refcount_max) {
 		int ret = qcow2_update_refcount(s, fbo, 1, 1);
 		if (ret < 0)
 			return ret;

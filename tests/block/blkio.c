@@ -5,6 +5,8 @@
  *                lazy_refcounts=on,compression_type=zstd,extended_l2=on,
  *                refcount_bits=N,preallocation=MODE,backing_file=F,
  *                backing_fmt=FMT]
+ *   blkio measure - SIZE [OPTS [SRC]]   prints required and fully
+ *                allocated bytes (qemu-img measure)
  *   blkio [-r] PATH OP...   runs the operations in order on PATH
  *                           (read-write unless -r):
  *     w OFF LEN SEED     write a pattern derived from SEED
@@ -18,7 +20,7 @@
  *     check | check-leaks | check-all   print qemu-img-like lines; the
  *                        exit status is qemu-img check's
  *     info | map | backing FILE FMT | empty
- *     sleep MS
+ *     sleep MS | mark N (prints "mark N" at once)
  * Sizes take k/M/G suffixes.  Exits 1 with the block layer's message on
  * failure.
  */
@@ -101,6 +103,22 @@ static int do_create(int argc, char **argv)
 			return 2;
 	}
 	char err[512];
+	if (!strcmp(argv[1], "measure")) {
+		struct blk *src = NULL;
+		if (argc > 5 && blk_open(argv[5], NULL, &src, err, sizeof(err)) < 0) {
+			fprintf(stderr, "blkio: %s\n", err);
+			return 1;
+		}
+		uint64_t req, full;
+		int r = blk_measure(&o, src, &req, &full);
+		blk_close(src);
+		free(opts);
+		if (r < 0)
+			return 1;
+		printf("%llu %llu\n", (unsigned long long)req,
+		       (unsigned long long)full);
+		return 0;
+	}
 	int ret = blk_create(argv[2], &o, err, sizeof(err));
 	free(opts);
 	if (ret < 0) {
@@ -142,7 +160,8 @@ static int do_check(struct blk *b, enum blk_repair r)
 int main(int argc, char **argv)
 {
 	log_set_progname("blkio");
-	if (argc >= 2 && !strcmp(argv[1], "create"))
+	if (argc >= 2 && (!strcmp(argv[1], "create") ||
+			  !strcmp(argv[1], "measure")))
 		return do_create(argc, argv);
 	int i = 1;
 	bool ro = false;
@@ -205,6 +224,9 @@ int main(int argc, char **argv)
 						      *fmt ? fmt : NULL);
 		} else if (!strcmp(op, "empty")) {
 			ret = blk_make_empty(b);
+		} else if (!strcmp(op, "mark")) {
+			printf("mark %s\n", ARG());
+			fflush(stdout);
 		} else if (!strcmp(op, "sleep")) {
 			struct timespec ts = { 0, (long)num(ARG()) * 1000000 };
 			nanosleep(&ts, NULL);
