@@ -81,8 +81,9 @@ int img_cmd_commit(int argc, char **argv)
 			goto out;
 		}
 	}
+	/* the base keeps its own backing file for copy-on-write */
 	base = img_open(blk_filename(base_ro), blk_format_name(blk_format(base_ro)),
-			BLK_OPEN_RDWR | BLK_OPEN_NO_BACKING, quiet);
+			BLK_OPEN_RDWR, quiet);
 	if (!base)
 		goto out;
 	size = blk_size(top);

@@ -576,7 +576,10 @@ int img_cmd_convert(int argc, char **argv)
 		char err[1024] = "";
 
 		o.format = of;
-		o.flags = BLK_OPEN_RDWR | BLK_OPEN_NO_BACKING | dst_flags;
+		/* with a backing file the target needs it for copy-on-write
+		 * of partly written clusters */
+		o.flags = BLK_OPEN_RDWR | dst_flags |
+			  (s.target_has_backing ? 0 : BLK_OPEN_NO_BACKING);
 		if (img_open_errno(out_name, true))
 			goto out;
 		if (blk_open(out_name, &o, &s.dst, err, sizeof(err)) < 0) {

@@ -115,6 +115,68 @@ same_image() {
 	fi
 }
 
+# make_images: the images qemu-img makes for the golden tests (in the cwd)
+make_images() {
+	qio() { "$QEMU_IO" -f qcow2 "$@" >/dev/null; }
+	poke() { # poke FILE OFFSET HEXBYTES
+		printf "$(echo "$3" | sed 's/../\\x&/g')" |
+			dd of="$1" bs=1 seek=$(($2)) conv=notrunc status=none
+	}
+
+	# ---- images made by qemu-img ----
+	q create -q -f qcow2 plain.qcow2 64M
+	q create -q -f qcow2 data.qcow2 64M
+	qio -c 'write -P 0xab 0 1M' -c 'write -z 2M 1M' -c 'write -P 5 10M 64k' \
+	    -c 'write -P 7 40M 3M' data.qcow2
+	q create -q -f qcow2 -o compat=0.10 v2.qcow2 32M
+	qio -c 'write -P 1 1M 128k' -c 'write -z 4M 64k' v2.qcow2
+	q create -q -f qcow2 -o compression_type=zstd zstd.qcow2 16M
+	q create -q -f qcow2 -o extended_l2=on ext.qcow2 16M
+	qio -c 'write -P 3 4k 4k' -c 'write -P 4 1M 64k' ext.qcow2
+	q create -q -f qcow2 -o lazy_refcounts=on lazy.qcow2 16M
+	q create -q -f qcow2 -o refcount_bits=64 rc64.qcow2 16M
+	qio -c 'write -P 9 0 256k' rc64.qcow2
+	q create -q -f qcow2 -o refcount_bits=1 rc1.qcow2 16M
+	q create -q -f qcow2 -o cluster_size=512 c512.qcow2 4M
+	qio -c 'write -P 2 0 7k' -c 'write -P 3 1M 512' c512.qcow2
+	q create -q -f qcow2 -o cluster_size=2M c2m.qcow2 64M
+	qio -c 'write -P 2 3M 5M' c2m.qcow2
+	q convert -c -O qcow2 data.qcow2 comp.qcow2
+	q convert -c -O qcow2 -o compression_type=zstd data.qcow2 compz.qcow2
+	q create -q -f raw raw.img 8M
+	q convert -O raw data.qcow2 data.raw
+	q create -q -f qcow2 -b data.qcow2 -F qcow2 over.qcow2
+	qio -c 'write -P 0x11 512k 1M' over.qcow2
+	q create -q -f qcow2 -b over.qcow2 -F qcow2 over2.qcow2
+	qio -c 'write -P 0x22 8M 64k' over2.qcow2
+	cp data.qcow2 snap.qcow2
+	q snapshot -c first snap.qcow2
+	qio -c 'write -P 0x33 0 64k' snap.qcow2
+	q snapshot -c second snap.qcow2
+	q create -q -f qcow2 small.qcow2 32M
+	qio -c 'write -P 0xab 0 1M' small.qcow2
+	# a leaked cluster (refcount 1, no reference) and a corruption (the L1
+	# table's refcount set to 0) in a 64 KiB-cluster image: refcount block at
+	# 0x20000, L1 at 0x30000 (cluster 3)
+	cp data.qcow2 leak.qcow2
+	size=$(stat -c %s leak.qcow2)
+	poke leak.qcow2 $((0x20000 + 2 * (size / 65536))) 0001
+	truncate -s $((size + 65536)) leak.qcow2
+	cp data.qcow2 corrupt.qcow2
+	poke corrupt.qcow2 $((0x20000 + 2 * 3)) 0000
+	# dirty bit on a lazy-refcount image
+	cp lazy.qcow2 dirty.qcow2
+	poke dirty.qcow2 79 01
+	# an unknown incompatible feature bit (bit 20)
+	cp plain.qcow2 unknown.qcow2
+	poke unknown.qcow2 77 10
+	# a truncated image: the header only
+	head -c 512 data.qcow2 >trunc.qcow2
+	# the corrupt bit on a healthy image
+	cp data.qcow2 corruptbit.qcow2
+	poke corruptbit.qcow2 79 02
+}
+
 finish() {
 	echo "$NB_CASES cases, $NB_FAIL failed"
 	[ "$NB_FAIL" = 0 ]

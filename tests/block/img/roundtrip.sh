@@ -113,6 +113,25 @@ expect "qemu-img check after amend" q check base.qcow2
 expect "qemu-img reads the amended image" q convert -O raw base.qcow2 back.raw &&
 	same_bytes "amend" chain.raw back.raw
 
+# clusters of the target larger than the source's: a partly written target
+# cluster must take the rest of its data from the target's backing chain
+rm -f cb_*.qcow2
+q create -q -f qcow2 cb_base.qcow2 8M
+"$QEMU_IO" -f qcow2 -c 'write -P 0x61 0 8M' cb_base.qcow2 >/dev/null
+q create -q -f qcow2 -b cb_base.qcow2 -F qcow2 cb_mid.qcow2
+"$QEMU_IO" -f qcow2 -c 'write -P 0x63 1M 64k' cb_mid.qcow2 >/dev/null
+q create -q -f qcow2 -o cluster_size=4k -b cb_mid.qcow2 -F qcow2 cb_top.qcow2
+"$QEMU_IO" -f qcow2 -c 'write -P 0x62 68k 4k' -c 'write -P 0x64 1028k 4k' cb_top.qcow2 >/dev/null
+q convert -O raw cb_top.qcow2 cb_want.raw
+expect "convert -B onto larger clusters" m convert -O qcow2 -B cb_mid.qcow2 -F qcow2 cb_top.qcow2 cb_out.qcow2
+expect "qemu-img check of convert -B" q check cb_out.qcow2
+expect "qemu-img reads convert -B" q convert -O raw cb_out.qcow2 back.raw &&
+	same_bytes "convert -B with larger target clusters" cb_want.raw back.raw
+expect "commit into an image with its own backing" m commit -q cb_top.qcow2
+expect "qemu-img check of the committed mid" q check cb_mid.qcow2
+expect "qemu-img reads the committed mid" q convert -O raw cb_mid.qcow2 back.raw &&
+	same_bytes "commit with larger base clusters" cb_want.raw back.raw
+
 # ---- qemu-img writes, maquina reads ----
 for o in "" "-o compat=0.10" "-o cluster_size=512" "-o cluster_size=4k" "-o cluster_size=2M" \
 	 "-o extended_l2=on" "-o extended_l2=on,cluster_size=2M" "-o lazy_refcounts=on" \
