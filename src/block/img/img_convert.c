@@ -598,11 +598,8 @@ int img_cmd_convert(int argc, char **argv)
 	s.chunk = s.compress ? MAX(s.cluster, MIN(CV_CHUNK_BYTES, s.cluster * 4u)) : CV_CHUNK_BYTES;
 	if (s.chunk % s.cluster)
 		s.chunk = s.cluster;
-	if (s.compress) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		/* compression is CPU-bound: one worker per CPU, at least 2 */
-		nb_workers = (unsigned)MAX(2, MIN(n, CV_MAX_WORKERS));
-	}
+	/* compressed clusters are compressed in parallel by the workers, as
+	 * qemu-img compresses in up to -m (8) requests in flight */
 	img_progress_init(&prog, progress);
 	s.progress = &prog;
 	if (cv_run(&s, nb_workers) < 0) {
