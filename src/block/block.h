@@ -246,6 +246,9 @@ enum blk_op {
 	BLK_OP_FLUSH,
 	BLK_OP_DISCARD,
 	BLK_OP_WRITE_ZEROES,
+	BLK_OP_WRITE_COMPRESSED, /* as blk_pwrite_compressed(); iov is one
+				  * buffer; compression runs in the pool's
+				  * threads in parallel */
 };
 
 /* Called from blk_queue_poll() with the operation's result (0 or -errno). */

@@ -918,38 +918,50 @@ static int qcow2_pwrite_compressed(struct blk *b, uint64_t off,
 	int ret = -ENOMEM;
 	if (!in || !out)
 		goto out_free;
-	lock(s);
-	ret = prepare_write(s);
+	ret = 0;
 	while (!ret && len) {
 		size_t n = MIN(len, (size_t)s->cluster_size);
 		memset(in, 0, s->cluster_size);
 		memcpy(in, buf, n);
 		size_t clen;
-		if (compress_cluster(s, in, out, s->cluster_size - 1, &clen) < 0) {
+		/* compression runs without the lock: parallel callers
+		 * compress in parallel */
+		bool small = compress_cluster(s, in, out, s->cluster_size - 1,
+					      &clen) == 0;
+		lock(s);
+		ret = prepare_write(s);
+		if (ret < 0) {
+			unlock(s);
+			break;
+		}
+		if (!small) {
 			ret = qcow2_write_locked(s, off, buf, n);
-		} else {
-			uint64_t gcl = off >> s->cluster_bits;
-			uint64_t *l2;
-			ret = get_l2_for_write(s, gcl, &l2);
-			if (ret < 0)
-				break;
-			int64_t a = qcow2_alloc_bytes(s, clen);
-			if (a < 0) {
+			unlock(s);
+			off += n;
+			buf = (const uint8_t *)buf + n;
+			len -= n;
+			continue;
+		}
+		uint64_t gcl = off >> s->cluster_bits;
+		uint64_t *l2;
+		ret = get_l2_for_write(s, gcl, &l2);
+		int64_t a = 0;
+		if (!ret) {
+			a = qcow2_alloc_bytes(s, clen);
+			if (a < 0)
 				ret = (int)a;
-				break;
-			}
+		}
+		if (!ret)
 			ret = check_overlap(s, (uint64_t)a, clen);
-			if (!ret)
-				ret = blk_file_pwrite(b->fd, out, clen,
-						      (uint64_t)a);
-			if (ret < 0) {
+		if (!ret) {
+			ret = blk_file_pwrite(b->fd, out, clen, (uint64_t)a);
+			if (ret < 0)
 				blk_fail(b, ret, "write at 0x%llx: %s",
 					 (unsigned long long)a, strerror(-ret));
-				break;
-			}
+		}
+		if (!ret)
 			ret = get_l2_for_write(s, gcl, &l2);
-			if (ret < 0)
-				break;
+		if (!ret) {
 			uint64_t i = gcl & (s->l2_entries - 1);
 			unsigned x = 62 - (s->cluster_bits - 8);
 			uint64_t nsect = (((uint64_t)a + clen - 1) >> 9) -
@@ -963,11 +975,11 @@ static int qcow2_pwrite_compressed(struct blk *b, uint64_t off,
 			s->l2_dep_data = true;
 			ret = qcow2_free_l2_entry(s, old);
 		}
+		unlock(s);
 		off += n;
 		buf = (const uint8_t *)buf + n;
 		len -= n;
 	}
-	unlock(s);
 out_free:
 	free(in);
 	free(out);
@@ -1359,14 +1371,43 @@ static int qcow2_resize(struct blk *b, uint64_t size, bool shrink,
 			ret = qcow2_flush_all(s);
 		if (!ret)
 			ret = write_size(s, size);
+		/* give the file back up to the last cluster still in use,
+		 * as qemu-img does */
+		uint64_t k = qcow2_size_to_clusters(s, qcow2_file_size(s));
+		while (!ret && k > 1) {
+			uint64_t rc;
+			ret = qcow2_get_refcount(s, k - 1, &rc);
+			if (ret < 0 || rc)
+				break;
+			k--;
+		}
+		if (!ret && (k << s->cluster_bits) < qcow2_file_size(s)) {
+			if (ftruncate(b->fd, (off_t)(k << s->cluster_bits)) < 0)
+				ret = blk_fail(b, -errno, "truncating the file: %s",
+					       strerror(errno));
+			s->alloc_end = k << s->cluster_bits;
+			s->free_cluster_index = MIN(s->free_cluster_index, k);
+		}
 		goto out;
 	}
 	ret = qcow2_grow_l1(s, l1_needed(s, size));
 	if (!ret)
 		ret = qcow2_flush_all(s);
 	uint64_t old = b->size;
+	/* bytes past the old end inside its last cluster may hold data from
+	 * before a shrink: they must read as zeros */
+	struct qc_extent tail = { .type = QC_UNALLOC };
+	uint64_t tail_len = MIN(size, ALIGN_UP(old, s->cluster_size)) - old;
+	if (!ret && tail_len)
+		ret = get_extent(s, old, tail_len, &tail);
 	if (!ret)
 		ret = write_size(s, size);
+	if (!ret && tail_len &&
+	    (tail.type == QC_NORMAL || tail.type == QC_COMPRESSED)) {
+		uint8_t *z = calloc(1, tail_len);
+		ret = z ? qcow2_write_locked(s, old, z, tail_len) : -ENOMEM;
+		free(z);
+	}
 	if (!ret && prealloc != BLK_PREALLOC_OFF && size > old)
 		ret = preallocate(s, old, size, prealloc);
 out:

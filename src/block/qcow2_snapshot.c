@@ -162,42 +162,68 @@ int qcow2_snapshot_list(struct blk *b, struct blk_snapshot_info **out,
 	return 0;
 }
 
-/* Adds delta to the refcount of every L2 table and cluster l1 reaches. */
-int qcow2_l1_refs(struct qcow2 *s, const uint64_t *l1, uint64_t l1_size,
-		  int64_t delta)
+/* Adds delta to the refcount of every L2 table and cluster l1 reaches,
+ * stopping after *budget updates when budget is not NULL; *done counts the
+ * updates made. */
+static int l1_refs_walk(struct qcow2 *s, const uint64_t *l1, uint64_t l1_size,
+			int64_t delta, const uint64_t *budget, uint64_t *done)
 {
 	uint64_t *tmp = malloc(s->cluster_size);
 	if (!tmp)
 		return -ENOMEM;
 	int ret = 0;
-	for (uint64_t i = 0; i < l1_size && !ret; i++) {
+#define STEP(expr)                                           \
+	do {                                                 \
+		if (budget && *done >= *budget)              \
+			goto out;                            \
+		ret = (expr);                                \
+		if (ret < 0)                                 \
+			goto out;                            \
+		(*done)++;                                   \
+	} while (0)
+	for (uint64_t i = 0; i < l1_size; i++) {
 		uint64_t l2off = l1[i] & L1E_OFFSET_MASK;
 		if (!l2off)
 			continue;
 		uint64_t *l2;
 		ret = qcow2_l2_load(s, l2off, &l2);
 		if (ret < 0)
-			break;
+			goto out;
 		memcpy(tmp, l2, s->cluster_size);
-		for (uint64_t j = 0; j < s->l2_entries && !ret; j++) {
+		for (uint64_t j = 0; j < s->l2_entries; j++) {
 			uint64_t e = qcow2_l2_get(s, tmp, j);
 			if (e & QCOW_OFLAG_COMPRESSED) {
 				unsigned x = 62 - (s->cluster_bits - 8);
 				uint64_t h = e & ((1ull << x) - 1);
 				uint64_t ns = ((e & ~(3ull << 62)) >> x) + 1;
 				uint64_t end = (h & ~511ull) + ns * 512;
-				ret = qcow2_update_refcount(s, h, end - h, delta);
+				STEP(qcow2_update_refcount(s, h, end - h, delta));
 			} else if (e & L2E_OFFSET_MASK) {
-				ret = qcow2_update_refcount(
+				STEP(qcow2_update_refcount(
 					s, e & L2E_OFFSET_MASK, s->cluster_size,
-					delta);
+					delta));
 			}
 		}
-		if (!ret)
-			ret = qcow2_update_refcount(s, l2off, s->cluster_size,
-						    delta);
+		STEP(qcow2_update_refcount(s, l2off, s->cluster_size, delta));
 	}
+#undef STEP
+out:
 	free(tmp);
+	return ret;
+}
+
+/* Adds delta to the refcount of every L2 table and cluster l1 reaches.  If
+ * an update fails (a refcount would overflow), the ones already made are
+ * undone, so that the image stays as it was. */
+int qcow2_l1_refs(struct qcow2 *s, const uint64_t *l1, uint64_t l1_size,
+		  int64_t delta)
+{
+	uint64_t done = 0;
+	int ret = l1_refs_walk(s, l1, l1_size, delta, NULL, &done);
+	if (ret < 0 && done) {
+		uint64_t undone = 0;
+		l1_refs_walk(s, l1, l1_size, -delta, &done, &undone);
+	}
 	return ret;
 }
 
@@ -389,8 +415,12 @@ int qcow2_snapshot_create(struct blk *b, const char *name)
 		}
 	}
 	ret = qcow2_l1_refs(s, s->l1, s->l1_size, 1);
-	if (ret < 0)
+	if (ret < 0) {
+		if (l1b) /* nothing points to the copy yet */
+			qcow2_update_refcount(s, (uint64_t)l1a,
+					      ALIGN_UP(l1b, s->cluster_size), -1);
 		goto out;
+	}
 	uint64_t *be = calloc(1, ALIGN_UP(l1b ? l1b : 8, s->cluster_size));
 	if (!be) {
 		ret = -ENOMEM;

@@ -55,6 +55,11 @@ static int run_sync(struct blk *b, const struct blk_request *rq)
 		return blk_discard(b, rq->off, rq->len);
 	case BLK_OP_WRITE_ZEROES:
 		return blk_write_zeroes(b, rq->off, rq->len, rq->flags);
+	case BLK_OP_WRITE_COMPRESSED:
+		if (rq->iovcnt != 1)
+			return -EINVAL;
+		return blk_pwrite_compressed(b, rq->off, rq->iov[0].iov_base,
+					     rq->iov[0].iov_len);
 	}
 	return -EINVAL;
 }

@@ -263,6 +263,18 @@ static void test_resize_amend_backing(void)
 	CHECK(blk_resize(b, 2 << 20, true, BLK_PREALLOC_OFF) == 0);
 	CHECK_EQ_U64(blk_size(b), 2 << 20);
 	CHECK(clean(b));
+	/* shrink to a size inside a written cluster, grow: the tail is 0 */
+	CHECK(blk_resize(b, 1024, true, BLK_PREALLOC_OFF) == 0);
+	CHECK(clean(b));
+	CHECK(blk_resize(b, 2 << 20, false, BLK_PREALLOC_OFF) == 0);
+	CHECK(blk_pread(b, 0, got, sizeof(got)) == 0);
+	CHECK(!memcmp(got, buf, 1024));
+	bool tail_zero = true;
+	for (size_t i = 1024; i < sizeof(got); i++)
+		tail_zero &= got[i] == 0;
+	CHECK(tail_zero);
+	CHECK(blk_pwrite(b, 0, buf, sizeof(buf), 0) == 0);
+	CHECK(clean(b));
 	CHECK(blk_pread(b, 0, got, sizeof(got)) == 0);
 	CHECK(!memcmp(got, buf, sizeof(buf)));
 	/* zero clusters, then amend to 0.10 keeps reading zeros */
@@ -355,6 +367,33 @@ static void test_snapshots(void)
 	blk_close(b);
 }
 
+static void test_refcount_overflow(void)
+{
+	/* 2-bit refcounts hold at most 3: a third snapshot must fail cleanly
+	 * and leave an image with at most leaks */
+	const char *p = tmp("ovf.qcow2");
+	CHECK(create(p, BLK_FMT_QCOW2, 1 << 20, 4096, 2) == 0);
+	struct blk *b = open_img(p, BLK_OPEN_RDWR);
+	uint8_t buf[4096];
+	fill(buf, sizeof(buf), 0, 4);
+	CHECK(blk_pwrite(b, 0, buf, sizeof(buf), 0) == 0);
+	CHECK(blk_snapshot_create(b, "a") == 0);
+	CHECK(blk_snapshot_create(b, "b") == 0);
+	CHECK(blk_snapshot_create(b, "c") == -ERANGE);
+	CHECK(strstr(blk_last_error(b), "exceed 3") != NULL);
+	struct blk_check_result r;
+	CHECK(blk_check(b, BLK_REPAIR_NONE, NULL, NULL, &r) == 0);
+	CHECK(r.corruptions == 0 && r.check_errors == 0 && r.leaks == 0);
+	blk_close(b);
+	b = open_img(p, BLK_OPEN_RDWR | BLK_OPEN_CHECK);
+	CHECK(blk_check(b, BLK_REPAIR_LEAKS, NULL, NULL, &r) == 0);
+	CHECK(r.corruptions == 0 && r.leaks == 0);
+	uint8_t got[4096];
+	CHECK(blk_pread(b, 0, got, sizeof(got)) == 0);
+	CHECK(!memcmp(got, buf, sizeof(buf)));
+	blk_close(b);
+}
+
 static void test_compressed(void)
 {
 	const char *p = tmp("comp.qcow2");
@@ -378,6 +417,33 @@ static void test_compressed(void)
 	struct blk_check_result r;
 	CHECK(blk_check(b, BLK_REPAIR_NONE, NULL, NULL, &r) == 0);
 	CHECK(r.compressed_clusters == 2 && r.corruptions == 0 && r.leaks == 0);
+	/* compressed writes through a queue, compressed in parallel */
+	struct blk_queue *q = blk_queue_new(b, 8, 4, 0);
+	static uint8_t many[8][65536];
+	struct iovec iov[8];
+	struct qdone d = { 0, 0 };
+	for (int i = 0; i < 8; i++) {
+		for (size_t k = 0; k < 65536; k++)
+			many[i][k] = (uint8_t)(i + k / 3000);
+		iov[i].iov_base = many[i];
+		iov[i].iov_len = 65536;
+		struct blk_request rq = { .op = BLK_OP_WRITE_COMPRESSED,
+					  .off = (uint64_t)(2 + i) * 65536,
+					  .len = 65536, .iov = &iov[i],
+					  .iovcnt = 1, .done = done_cb,
+					  .opaque = &d };
+		CHECK(blk_queue_submit(q, &rq) == 0);
+	}
+	blk_queue_free(q);
+	CHECK(d.n == 8 && d.errors == 0);
+	bool same = true;
+	for (int i = 0; i < 8; i++) {
+		CHECK(blk_pread(b, (uint64_t)(2 + i) * 65536, got, 65536) == 0);
+		same &= !memcmp(got, many[i], 65536);
+	}
+	CHECK(same);
+	CHECK(blk_check(b, BLK_REPAIR_NONE, NULL, NULL, &r) == 0);
+	CHECK(r.compressed_clusters == 10 && r.corruptions == 0 && r.leaks == 0);
 	blk_close(b);
 }
 
@@ -425,6 +491,7 @@ int main(void)
 	test_resize_amend_backing();
 	test_snapshots();
 	test_compressed();
+	test_refcount_overflow();
 	test_reftable_growth();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
