@@ -178,9 +178,6 @@ static int cv_read_chunk(struct cv_worker *w, uint64_t start, uint64_t len)
 				while (o < end) {
 					uint64_t blk_end = MIN(ALIGN_DOWN(o, s->min_sparse) + s->min_sparse, end);
 					bool z = img_buf_is_zero(w->buf + (o - start), blk_end - o);
-					/* a partial block at either end of a short run is data */
-					if (z && blk_end - o < s->min_sparse && n >= s->min_sparse)
-						z = z && true;
 					if (cv_add_seg(w, o, blk_end - o, z ? CV_ZERO : CV_DATA))
 						return -ENOMEM;
 					o = blk_end;
