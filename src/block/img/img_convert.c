@@ -97,39 +97,54 @@ static int cv_read(struct cv *s, uint64_t off, void *buf, uint64_t len)
 	return 0;
 }
 
+struct cv_worker {
+	struct cv *s;
+	uint64_t st_off, st_len; /* the last block status this worker saw */
+	enum cv_kind st_kind;
+	uint8_t *buf;
+	struct cv_seg *segs;
+	unsigned nb_segs, cap_segs;
+	pthread_t tid;
+};
+
 /* The kind of the range at off (clipped to one source), and its length. */
-static int cv_status(struct cv *s, uint64_t off, uint64_t len,
+static int cv_status(struct cv_worker *w, uint64_t off, uint64_t len,
 		     enum cv_kind *kind, uint64_t *n)
 {
+	struct cv *s = w->s;
 	struct blk_status st;
-	uint64_t soff;
-	unsigned i = cv_src_of(s, off, &soff);
+	uint64_t soff, q;
+	unsigned i;
 	int r;
 
+	/* the status of a long run is asked once, not once per cluster
+	 * (SEEK_DATA/SEEK_HOLE on a raw source is not free) */
+	if (off >= w->st_off && off < w->st_off + w->st_len) {
+		*kind = w->st_kind;
+		*n = MIN(len, w->st_off + w->st_len - off);
+		return 0;
+	}
+	i = cv_src_of(s, off, &soff);
+	q = MIN(blk_size(s->src[i]) - soff, 1ull << 30);
 	len = MIN(len, blk_size(s->src[i]) - soff);
-	r = blk_block_status(s->src[i], soff, len, !s->target_has_backing, &st);
+	r = blk_block_status(s->src[i], soff, MAX(q, len), !s->target_has_backing, &st);
 	if (r < 0) {
 		cv_fail(s, r, "error while reading block status at offset %" PRIu64 ": %s",
 			off, strerror(-r));
 		return r;
 	}
-	*n = MIN(MAX(st.len, 1), len);
 	if (st.flags & BLK_ST_ZERO)
 		*kind = CV_ZERO;
 	else if (st.flags & BLK_ST_DATA)
 		*kind = CV_DATA;
 	else
 		*kind = s->target_has_backing ? CV_SKIP : CV_DATA;
+	w->st_off = off;
+	w->st_len = MIN(MAX(st.len, 1), MAX(q, len));
+	w->st_kind = *kind;
+	*n = MIN(w->st_len, len);
 	return 0;
 }
-
-struct cv_worker {
-	struct cv *s;
-	uint8_t *buf;
-	struct cv_seg *segs;
-	unsigned nb_segs, cap_segs;
-	pthread_t tid;
-};
 
 static int cv_add_seg(struct cv_worker *w, uint64_t off, uint64_t len,
 		      enum cv_kind kind)
@@ -161,7 +176,7 @@ static int cv_read_chunk(struct cv_worker *w, uint64_t start, uint64_t len)
 	while (off < start + len) {
 		enum cv_kind kind;
 		uint64_t n;
-		int r = cv_status(s, off, start + len - off, &kind, &n);
+		int r = cv_status(w, off, start + len - off, &kind, &n);
 
 		if (r < 0)
 			return r;
@@ -231,7 +246,7 @@ static int cv_compress_chunk(struct cv_worker *w, uint64_t start, uint64_t len)
 
 		/* a cluster wholly zero (or unallocated over a target backing)
 		 * by block status needs no read */
-		r = cv_status(s, off, n, &kind, &sn);
+		r = cv_status(w, off, n, &kind, &sn);
 		if (r < 0)
 			return r;
 		if (sn < n)
