@@ -81,8 +81,10 @@ enum blk_compression {
 				       * ordering flushes become no-ops
 				       * (qemu-img convert's target default);
 				       * a crash may corrupt the image */
-#define BLK_OPEN_DIRECT (1u << 4)     /* O_DIRECT on the image file (-t none);
-				       * falls back to buffered if refused */
+#define BLK_OPEN_DIRECT (1u << 4)     /* O_DIRECT on a raw image file (-t
+				       * none); unaligned requests switch it
+				       * to buffered I/O; qcow2 images are
+				       * always buffered */
 #define BLK_OPEN_NO_URING (1u << 5)   /* queues use the thread pool even
 				       * where io_uring works */
 

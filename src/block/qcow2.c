@@ -493,8 +493,11 @@ static int qcow2_preadv(struct blk *b, uint64_t off, const struct iovec *iov,
 		ret = get_extent(s, off, left, &ext);
 		if (!ret && ext.type != QC_NORMAL)
 			ret = qcow2_read_locked(s, off, p, ext.len);
+		bool unlocked_read = !ret && ext.type == QC_NORMAL;
+		if (unlocked_read)
+			s->inflight_io++;
 		unlock(s);
-		if (!ret && ext.type == QC_NORMAL) {
+		if (unlocked_read) {
 			ssize_t r = blk_file_pread(b->fd, p, ext.len, ext.host);
 			if (r < 0)
 				ret = blk_fail(b, (int)r, "read at 0x%llx: %s",
@@ -502,6 +505,10 @@ static int qcow2_preadv(struct blk *b, uint64_t off, const struct iovec *iov,
 					       strerror((int)-r));
 			else if ((uint64_t)r < ext.len)
 				memset(p + r, 0, ext.len - (uint64_t)r);
+			lock(s);
+			if (!--s->inflight_io)
+				pthread_cond_broadcast(&s->idle);
+			unlock(s);
 		}
 		off += ext.len;
 		p += ext.len;
@@ -863,6 +870,57 @@ static int qcow2_write_locked(struct qcow2 *s, uint64_t off,
 	return 0;
 }
 
+/* The run from off (at most len, within one L2 table) that can be
+ * written in place: normal clusters used by this image alone, contiguous
+ * on the host, every touched subcluster allocated.  Lock held.  Returns
+ * the run's length (0: none) and its host offset. */
+static uint64_t in_place_run(struct qcow2 *s, uint64_t off, uint64_t len,
+			     uint64_t *host_out)
+{
+	uint64_t gcl = off >> s->cluster_bits;
+	uint64_t l1i = gcl >> s->l2_bits;
+	if (l1i >= s->l1_size)
+		return 0;
+	uint64_t l2off = s->l1[l1i] & L1E_OFFSET_MASK;
+	if (!l2off || (l2off & (s->cluster_size - 1)) || l2off < s->cluster_size)
+		return 0;
+	uint64_t *l2;
+	if (qcow2_l2_load(s, l2off, &l2) < 0) {
+		s->b->err[0] = 0; /* the slow path reports it */
+		return 0;
+	}
+	uint64_t table_end = (l1i + 1) << (s->l2_bits + s->cluster_bits);
+	uint64_t end = MIN(off + len, table_end), pos = off, host0 = 0;
+	while (pos < end) {
+		uint64_t i = (pos >> s->cluster_bits) & (s->l2_entries - 1);
+		uint64_t e = qcow2_l2_get(s, l2, i);
+		uint64_t host = e & L2E_OFFSET_MASK;
+		uint64_t o = pos & (s->cluster_size - 1);
+		uint64_t n = MIN(end - pos, s->cluster_size - o);
+		if (!host || (host & (s->cluster_size - 1)) ||
+		    !(e & QCOW_OFLAG_COPIED) || (e & QCOW_OFLAG_COMPRESSED) ||
+		    (!s->ext_l2 && (e & QCOW_OFLAG_ZERO) && s->h.version >= 3))
+			break;
+		if (s->ext_l2) {
+			uint64_t bm = qcow2_l2_get_bitmap(s, l2, i);
+			unsigned a = (unsigned)(o >> s->subcluster_bits);
+			unsigned z = (unsigned)((o + n - 1) >> s->subcluster_bits);
+			bool all = true;
+			for (unsigned sc = a; sc <= z; sc++)
+				all &= (bm >> sc) & 1;
+			if (!all)
+				break;
+		}
+		if (pos == off)
+			host0 = host + o;
+		else if (host + o != host0 + (pos - off))
+			break;
+		pos += n;
+	}
+	*host_out = host0;
+	return pos - off;
+}
+
 static int qcow2_pwritev(struct blk *b, uint64_t off, const struct iovec *iov,
 			 int iovcnt, uint64_t len, unsigned flags)
 {
@@ -871,8 +929,46 @@ static int qcow2_pwritev(struct blk *b, uint64_t off, const struct iovec *iov,
 	uint8_t *buf = linearize(iov, iovcnt, len, true);
 	if (!buf)
 		return -ENOMEM;
+	const uint8_t *p = buf;
 	lock(s);
-	int ret = qcow2_write_locked(s, off, buf, len);
+	int ret = prepare_write(s);
+	/* Writes into clusters this image owns alone run without the lock,
+	 * in parallel; everything that changes metadata runs under it. */
+	while (!ret && len) {
+		uint64_t host;
+		uint64_t n = in_place_run(s, off, len, &host);
+		if (n) {
+			ret = check_overlap(s, host, n);
+			if (ret < 0)
+				break;
+			s->inflight_io++;
+			unlock(s);
+			ret = blk_file_pwrite(b->fd, p, n, host);
+			lock(s);
+			if (!--s->inflight_io)
+				pthread_cond_broadcast(&s->idle);
+			if (ret < 0) {
+				blk_fail(b, ret, "write at 0x%llx: %s",
+					 (unsigned long long)host, strerror(-ret));
+				break;
+			}
+		} else {
+			/* the run of clusters that need the slow path */
+			uint64_t o = off & (s->cluster_size - 1);
+			n = MIN(len, s->cluster_size - o);
+			while (n < len) {
+				uint64_t h2, m = in_place_run(s, off + n,
+							      len - n, &h2);
+				if (m)
+					break;
+				n += MIN(len - n, s->cluster_size);
+			}
+			ret = qcow2_write_locked(s, off, p, n);
+		}
+		off += n;
+		p += n;
+		len -= n;
+	}
 	unlock(s);
 	if (iovcnt > 1)
 		free(buf);
@@ -1351,6 +1447,7 @@ static int qcow2_resize(struct blk *b, uint64_t size, bool shrink,
 	struct qcow2 *s = b->opaque;
 	(void)shrink;
 	lock(s);
+	qcow2_drain(s);
 	int ret = prepare_write(s);
 	if (ret < 0)
 		goto out;
@@ -1512,7 +1609,13 @@ static int qcow2_open(struct blk *b, const struct blk_open_opts *o)
 		return -ENOMEM;
 	b->opaque = s;
 	s->b = b;
+	/* metadata I/O is not block-aligned: qcow2 images are always read
+	 * and written buffered (BLK_OPEN_DIRECT only applies to raw) */
+	int fl = fcntl(b->fd, F_GETFL);
+	if (fl >= 0 && (fl & O_DIRECT))
+		fcntl(b->fd, F_SETFL, fl & ~O_DIRECT);
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->idle, NULL);
 	struct qcow2_header h;
 	uint64_t fsize = qcow2_file_size(s);
 	ssize_t n = blk_file_pread(b->fd, &h, sizeof(h), 0);
@@ -1857,6 +1960,7 @@ static void qcow2_close(struct blk *b)
 	free(s->pending);
 	free(s->cbuf);
 	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->idle);
 	free(s);
 	b->opaque = NULL;
 }
@@ -2007,6 +2111,7 @@ int qcow2_change_backing_file(struct blk *b, const char *file,
 {
 	struct qcow2 *s = b->opaque;
 	lock(s);
+	qcow2_drain(s);
 	int ret = prepare_write(s);
 	if (ret == 0) {
 		free(s->backing_file);
@@ -2025,6 +2130,7 @@ int qcow2_make_empty(struct blk *b)
 {
 	struct qcow2 *s = b->opaque;
 	lock(s);
+	qcow2_drain(s);
 	int ret = discard_locked(s, 0, b->size, true);
 	if (!ret)
 		ret = qcow2_flush_all(s);
@@ -2054,6 +2160,7 @@ int qcow2_amend(struct blk *b, const struct blk_amend_opts *o)
 			return ret;
 	}
 	lock(s);
+	qcow2_drain(s);
 	ret = prepare_write(s);
 	if (ret < 0)
 		goto out;

@@ -134,6 +134,9 @@ struct qcow2 {
 	struct { uint64_t off, len; } *pending; /* frees waiting for the
 						 * L2 tables to be stable */
 	unsigned nb_pending, cap_pending;
+	unsigned inflight_io;   /* data reads/writes running without the
+				 * lock: queued frees wait for them */
+	pthread_cond_t idle;    /* signalled when inflight_io drops to 0 */
 	uint64_t free_byte_offset; /* for compressed clusters; 0: none */
 	char *backing_file;
 	char *backing_format;
@@ -157,6 +160,13 @@ static inline uint64_t qcow2_size_to_clusters(const struct qcow2 *s,
 					      uint64_t size)
 {
 	return (size + s->cluster_size - 1) >> s->cluster_bits;
+}
+
+/* Waits (lock held) until no data I/O runs outside the lock. */
+static inline void qcow2_drain(struct qcow2 *s)
+{
+	while (s->inflight_io)
+		pthread_cond_wait(&s->idle, &s->lock);
 }
 
 /* qcow2.c */

@@ -459,6 +459,7 @@ int qcow2_check(struct blk *b, enum blk_repair repair,
 {
 	struct qcow2 *s = b->opaque;
 	pthread_mutex_lock(&s->lock);
+	qcow2_drain(s);
 	int ret = check_pass(s, repair, report, opaque, res);
 	if (ret == 0 && repair != BLK_REPAIR_NONE &&
 	    (res->leaks_fixed || res->corruptions_fixed || res->corruptions ||

@@ -179,7 +179,7 @@ int qcow2_flush_all(struct qcow2 *s)
 	int ret = qcow2_flush_refcounts(s);
 	if (!ret)
 		ret = qcow2_flush_l2(s);
-	if (!ret && s->nb_pending) {
+	if (!ret && s->nb_pending && !s->inflight_io) {
 		ret = blk_file_sync(s->b);
 		if (!ret)
 			ret = apply_pending(s);

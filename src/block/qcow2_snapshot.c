@@ -388,6 +388,7 @@ int qcow2_snapshot_create(struct blk *b, const char *name)
 				"the image is marked corrupt; try 'maquina img "
 				"check -r all'");
 	pthread_mutex_lock(&s->lock);
+	qcow2_drain(s);
 	int ret = 0;
 	for (unsigned i = 0; i < s->nb_snaps; i++)
 		if (!strcmp(s->snaps[i].name, name)) {
@@ -499,6 +500,7 @@ int qcow2_snapshot_apply(struct blk *b, const char *id_or_name)
 				"the image is marked corrupt; try 'maquina img "
 				"check -r all'");
 	pthread_mutex_lock(&s->lock);
+	qcow2_drain(s);
 	int idx = find_snapshot(s, id_or_name);
 	int ret;
 	uint64_t *snl1 = NULL, *old = NULL;
@@ -573,6 +575,7 @@ int qcow2_snapshot_delete(struct blk *b, const char *id_or_name)
 				"the image is marked corrupt; try 'maquina img "
 				"check -r all'");
 	pthread_mutex_lock(&s->lock);
+	qcow2_drain(s);
 	int idx = find_snapshot(s, id_or_name);
 	int ret;
 	uint64_t *snl1 = NULL;

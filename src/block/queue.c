@@ -225,6 +225,11 @@ static void complete(struct blk_queue *q, unsigned i, int ret)
 static int uring_result(struct blk_queue *q, const struct blk_request *rq,
 			int res)
 {
+	if (res == -EINVAL && rq->op != BLK_OP_FLUSH) /* O_DIRECT, unaligned */
+		return rq->op == BLK_OP_READ
+			       ? blk_preadv(q->b, rq->off, rq->iov, rq->iovcnt)
+			       : blk_pwritev(q->b, rq->off, rq->iov, rq->iovcnt,
+					     rq->flags);
 	if (res < 0)
 		return res;
 	if (rq->op == BLK_OP_FLUSH || (uint64_t)res == rq->len)

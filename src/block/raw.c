@@ -49,12 +49,27 @@ static void raw_close(struct blk *b)
 	b->opaque = NULL;
 }
 
+/* O_DIRECT refuses requests that are not aligned to the device's block
+ * size: then the file goes on buffered (once, for good). */
+static bool direct_fallback(struct blk *b, int err)
+{
+	if (err != -EINVAL || !(b->open_flags & BLK_OPEN_DIRECT))
+		return false;
+	int fl = fcntl(b->fd, F_GETFL);
+	if (fl < 0 || !(fl & O_DIRECT))
+		return false;
+	return fcntl(b->fd, F_SETFL, fl & ~O_DIRECT) == 0;
+}
+
 static int raw_preadv(struct blk *b, uint64_t off, const struct iovec *iov,
 		      int iovcnt, uint64_t len)
 {
 	(void)len;
 	for (int i = 0; i < iovcnt; i++) {
 		ssize_t n = blk_file_pread(b->fd, iov[i].iov_base,
+					   iov[i].iov_len, off);
+		if (n < 0 && direct_fallback(b, (int)n))
+			n = blk_file_pread(b->fd, iov[i].iov_base,
 					   iov[i].iov_len, off);
 		if (n < 0)
 			return blk_fail(b, (int)n, "read at 0x%llx failed: %s",
@@ -76,6 +91,9 @@ static int raw_pwritev(struct blk *b, uint64_t off, const struct iovec *iov,
 	for (int i = 0; i < iovcnt; i++) {
 		int ret = blk_file_pwrite(b->fd, iov[i].iov_base,
 					  iov[i].iov_len, off);
+		if (ret < 0 && direct_fallback(b, ret))
+			ret = blk_file_pwrite(b->fd, iov[i].iov_base,
+					      iov[i].iov_len, off);
 		if (ret < 0)
 			return blk_fail(b, ret, "write at 0x%llx failed: %s",
 					(unsigned long long)off,
