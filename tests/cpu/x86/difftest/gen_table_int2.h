@@ -1,0 +1,1 @@
+/* int2: filled in below */

@@ -1,0 +1,1 @@
+/* sse4: filled in below */
