@@ -281,6 +281,11 @@ X86_DEFINE_RW(16, uint16_t)
 X86_DEFINE_RW(32, uint32_t)
 X86_DEFINE_RW(64, uint64_t)
 
+/* Reads the destination of a read-modify-write instruction.  When the read
+ * faults, the fault is reported as the hardware does: as a write (the
+ * #PF error code has W set). */
+static inline uint64_t x86_read_rmw(struct x86_cpu *cpu, uint64_t la, unsigned size);
+
 static inline uint64_t x86_read(struct x86_cpu *cpu, uint64_t la, unsigned size)
 {
 	switch (size) {
@@ -299,6 +304,14 @@ static inline void x86_write(struct x86_cpu *cpu, uint64_t la, unsigned size, ui
 	case 4: x86_write32(cpu, la, (uint32_t)v); break;
 	default: x86_write64(cpu, la, v); break;
 	}
+}
+
+static inline uint64_t x86_read_rmw(struct x86_cpu *cpu, uint64_t la, unsigned size)
+{
+	struct x86_tlb_entry *e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)];
+	if (unlikely(e->tag_w != (la & X86_PAGE_MASK) || (la & 0xfff) > 4096 - size))
+		x86_probe_write(cpu, la, size);
+	return x86_read(cpu, la, size);
 }
 
 /* Reads / writes the r/m operand of i at size (register or memory). */

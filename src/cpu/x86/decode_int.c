@@ -205,7 +205,7 @@ static bool sel_map0(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 		return true;
 	case 0x98: i->fn = x86_h_cbw; return true;
 	case 0x99: i->fn = x86_h_cwd; return true;
-	case 0x9b: i->fn = x86_h_nop; return true; /* FWAIT: pending x87 exceptions are checked by the next x87 op */
+	case 0x9b: i->fn = x86_h_fwait; return true;
 	case 0x9c: i->fn = x86_h_pushf; return true;
 	case 0x9d: i->fn = x86_h_popf; i->flags |= X86_IF_END; return true;
 	case 0x9e: i->fn = x86_h_sahf; return true;
@@ -236,8 +236,8 @@ static bool sel_map0(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 		}
 		i->fn = pick(i->is_mem ? x86_mov_mi : x86_mov_ri, i->osz);
 		return true;
-	case 0xc8: i->fn = x86_h_enter; return true;
-	case 0xc9: i->fn = x86_h_leave; return true;
+	case 0xc8: i->fn = x86_h_enter; i->seg = X86_SS; return true; /* faults are #SS */
+	case 0xc9: i->fn = x86_h_leave; i->seg = X86_SS; return true;
 	case 0xcc: i->fn = x86_h_int3; i->flags |= X86_IF_END; return true;
 	case 0xcd: i->fn = x86_h_int; i->flags |= X86_IF_END; return true;
 	case 0xd7: i->fn = x86_h_xlat; return true;
@@ -263,7 +263,7 @@ static bool sel_map0(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 		rel_target(i);
 		i->fn = x86_h_jmp_rel;
 		return true;
-	case 0xf1: i->fn = x86_h_priv; i->flags |= X86_IF_END; return true; /* INT1 */
+	case 0xf1: i->fn = x86_h_int1; i->flags |= X86_IF_END; return true; /* INT1 */
 	case 0xf4: i->fn = x86_h_hlt; i->flags |= X86_IF_END; return true;
 	case 0xf5: i->aux = 2; i->fn = x86_h_flagop; return true;
 	case 0xf6: case 0xf7:
@@ -360,8 +360,20 @@ static bool sel_map1(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 		return true;
 	}
 	switch (opc) {
-	case 0x00: case 0x01: case 0x06: case 0x08: case 0x09:
-	case 0x20: case 0x21: case 0x22: case 0x23: case 0x30: case 0x32: case 0x33:
+	case 0x20: case 0x22: /* MOV from/to CRn: only CR0, CR2-CR4, CR8 exist */
+		if (i->reg != 0 && (i->reg < 2 || i->reg > 4) && i->reg != 8)
+			return false;
+		i->fn = x86_h_priv;
+		i->flags |= X86_IF_END;
+		return true;
+	case 0x21: case 0x23: /* MOV from/to DRn: REX.R is #UD */
+		if (i->reg > 7)
+			return false;
+		i->fn = x86_h_priv;
+		i->flags |= X86_IF_END;
+		return true;
+	case 0x00: case 0x01: case 0x06: case 0x07: case 0x08: case 0x09:
+	case 0x30: case 0x32: case 0x33: /* 07: SYSRET, #GP(0) at CPL 3 */
 		i->fn = x86_h_priv;
 		i->flags |= X86_IF_END;
 		return true;

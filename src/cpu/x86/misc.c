@@ -42,8 +42,28 @@ X86_HANDLER(x86_h_int3)
 
 X86_HANDLER(x86_h_int)
 {
-	/* User mode: no gate is open to ring 3, as under Linux for n != 3,4. */
-	x86_raise(cpu, X86_GP, (uint32_t)((i->imm & 0xff) * 8 + 2));
+	unsigned n = i->imm & 0xff;
+	/* User mode: the gates open to ring 3 are those of Linux: #BP and #OF
+	 * (traps: the saved RIP is after the instruction); any other vector
+	 * is #GP(vector * 8 + 2). */
+	if (n == X86_BP || n == X86_OFV) {
+		cpu->rip = i->next_rip;
+		cpu->exit->reason = X86_EXIT_EXCEPTION;
+		cpu->exit->vector = (uint8_t)n;
+		cpu->exit->error_code = 0;
+		longjmp(cpu->jmp, 2);
+	}
+	x86_raise(cpu, X86_GP, n * 8 + 2);
+}
+
+/* INT1 (ICEBP, F1): a #DB trap that ignores the gate's DPL. */
+X86_HANDLER(x86_h_int1)
+{
+	cpu->rip = i->next_rip;
+	cpu->exit->reason = X86_EXIT_EXCEPTION;
+	cpu->exit->vector = X86_DB;
+	cpu->exit->error_code = 0;
+	longjmp(cpu->jmp, 2);
 }
 
 X86_HANDLER(x86_h_pause)
@@ -138,13 +158,22 @@ X86_HANDLER(x86_h_clflush)
 
 #define MXCSR_MASK 0xffffu
 
+/* A misaligned FXSAVE/FXRSTOR operand is #GP(0), but a non-canonical
+ * address is checked first (#SS through SS). */
+static _Noreturn void fx_misaligned(struct x86_cpu *cpu, const struct x86_insn *i, uint64_t la)
+{
+	if (cpu->code64 && (uint64_t)((int64_t)(la << 16) >> 16) != la && i->seg == X86_SS)
+		x86_raise(cpu, X86_SS_FAULT, 0);
+	x86_raise(cpu, X86_GP, 0);
+}
+
 X86_HANDLER(x86_h_fxsave)
 {
 	struct x86_fxsave fx;
 	uint64_t la = x86_ea(cpu, i);
 
 	if (la & 15)
-		x86_raise(cpu, X86_GP, 0);
+		fx_misaligned(cpu, i, la);
 	memset(&fx, 0, sizeof(fx));
 	x86_fpu_to_fxsave(cpu, &fx);
 	fx.mxcsr = cpu->mxcsr;
@@ -167,7 +196,7 @@ X86_HANDLER(x86_h_fxrstor)
 	uint64_t la = x86_ea(cpu, i);
 
 	if (la & 15)
-		x86_raise(cpu, X86_GP, 0);
+		fx_misaligned(cpu, i, la);
 	x86_read_mem(cpu, la, &fx, sizeof(fx));
 	if (fx.mxcsr & ~MXCSR_MASK)
 		x86_raise(cpu, X86_GP, 0);
@@ -197,9 +226,10 @@ X86_HANDLER(x86_h_stmxcsr)
 /* MOV r/m, Sreg */
 X86_HANDLER(x86_h_mov_from_seg)
 {
-	if (i->reg > X86_GS)
+	unsigned sr = i->reg & 7; /* REX.R does not extend a segment register */
+	if (sr > X86_GS)
 		x86_raise(cpu, X86_UD, 0);
-	uint16_t sel = cpu->seg[i->reg].sel;
+	uint16_t sel = cpu->seg[sr].sel;
 	if (i->is_mem)
 		x86_write16(cpu, x86_ea(cpu, i), sel);
 	else
@@ -253,6 +283,14 @@ X86_HANDLER(x86_h_rdfsgsbase)
 {
 	(void)i;
 	x86_raise(cpu, X86_UD, 0);
+}
+
+/* FWAIT: #MF when an unmasked x87 exception is pending (FSW.ES). */
+X86_HANDLER(x86_h_fwait)
+{
+	if (cpu->fpu.fsw & 0x80)
+		x86_raise(cpu, X86_MF, 0);
+	return i + 1;
 }
 
 X86_HANDLER(x86_h_nop)

@@ -41,8 +41,12 @@ static uint32_t pf_error(const struct x86_cpu *cpu, enum access acc, bool presen
 static uint64_t translate(struct x86_cpu *cpu, uint64_t la, enum access acc)
 {
 	(void)acc;
-	if (cpu->code64 && !canonical(la))
-		x86_raise(cpu, X86_GP, 0);
+	if (cpu->code64 && !canonical(la)) {
+		/* An access through SS (a memory operand with an RSP or RBP base,
+		 * ENTER, LEAVE) faults with #SS, any other with #GP. */
+		const struct x86_insn *i = cpu->cur;
+		x86_raise(cpu, (i && i->seg == X86_SS) ? X86_SS_FAULT : X86_GP, 0);
+	}
 	return la;
 }
 

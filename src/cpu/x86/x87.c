@@ -23,9 +23,13 @@ void x86_fpu_to_fxsave(const struct x86_cpu *cpu, struct x86_fxsave *fx)
 
 void x86_fpu_from_fxsave(struct x86_cpu *cpu, const struct x86_fxsave *fx)
 {
-	cpu->fpu.fcw = fx->fcw;
+	/* As the hardware loads them: FCW bit 6 reads as 1, bits 7 and 13-15
+	 * as 0; FSW.ES and B say whether an unmasked exception is pending. */
+	cpu->fpu.fcw = (uint16_t)((fx->fcw & 0x1f3f) | 0x40);
 	cpu->fpu.top = (fx->fsw >> 11) & 7;
-	cpu->fpu.fsw = fx->fsw & ~0x3800u;
+	cpu->fpu.fsw = fx->fsw & ~0xb880u;
+	if (fx->fsw & ~cpu->fpu.fcw & 0x3f)
+		cpu->fpu.fsw |= 0x8080;
 	cpu->fpu.tag_valid = fx->ftw;
 	cpu->fpu.fop = fx->fop;
 	cpu->fpu.fip = fx->fip;
