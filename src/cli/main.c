@@ -2,6 +2,7 @@
 #include "core/core.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct subcommand {
@@ -25,6 +26,9 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	log_set_progname("maquina");
+	const char *lvl = getenv("MAQUINA_LOG");
+	if (lvl)
+		log_set_level(!strcmp(lvl, "debug") ? LOG_DEBUG : !strcmp(lvl, "info") ? LOG_INFO : LOG_WARN);
 	if (argc < 2) {
 		usage(stderr);
 		return 1;

@@ -1,11 +1,809 @@
+/*
+ * maquina run: one virtual PC in this process (the VMM).
+ *
+ *   main thread   loads the kernel, builds the machine, then runs the I/O
+ *                 loop: device timers, the serial console's input, guest
+ *                 requests (exit, reset, power-off)
+ *   vCPU threads  one per vCPU, each running its vCPU in time slices;
+ *                 device accesses from a vCPU take the machine lock
+ *
+ * Devices are not thread-safe by themselves: every call into machine/ and
+ * hw/ happens under vm->lock.
+ */
+#include "accel/accel.h"
 #include "cli/cli.h"
 #include "core/core.h"
+#include "machine/machine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SLICE_INSNS (1u << 20)
+
+struct run_opts {
+	const char *kernel, *initrd, *append, *serial, *accel;
+	uint64_t ram_bytes;
+	unsigned cpus;
+	bool no_reboot;
+};
+
+enum vm_action { VM_RUNNING, VM_EXIT, VM_RESET };
+
+struct vm {
+	struct run_opts *opts;
+	struct machine *m;
+	struct vcpu *vcpu[PC_MAX_CPUS];
+	pthread_t thread[PC_MAX_CPUS];
+	bool started[PC_MAX_CPUS];
+	bool wait_sipi[PC_MAX_CPUS];
+	uint64_t tsc_offset[PC_MAX_CPUS];
+	unsigned ncpus;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int wake_fd; /* eventfd: wakes the I/O loop */
+	volatile enum vm_action action;
+	int exit_status;
+	char why[256];
+	int serial_out; /* fd the guest's COM1 output goes to */
+	int serial_in;  /* fd read for COM1 input, or -1 */
+	bool console_tty;
+	int escape;     /* Ctrl-A seen */
+};
+
+/* --- the terminal ---------------------------------------------------- */
+
+static struct termios saved_tio;
+static bool tio_saved;
+
+static void tty_restore(void)
+{
+	if (tio_saved) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+		tio_saved = false;
+	}
+}
+
+static void tty_raw(void)
+{
+	struct termios t;
+	if (tcgetattr(STDIN_FILENO, &saved_tio) < 0)
+		return;
+	tio_saved = true;
+	atexit(tty_restore);
+	t = saved_tio;
+	t.c_iflag &= ~(unsigned)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
+	t.c_lflag &= ~(unsigned)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+	t.c_cflag &= ~(unsigned)(CSIZE | PARENB);
+	t.c_cflag |= CS8;
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	tcsetattr(STDIN_FILENO, TCSANOW, &t);
+}
+
+/* --- machine callbacks (vm->lock held) ---------------------------------- */
+
+static size_t serial_write(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vm *vm = opaque;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(vm->serial_out, buf + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return len; /* the reader went away: drop output, as a UART would */
+		}
+		done += (size_t)n;
+	}
+	return len;
+}
+
+static void serial_rx_ready(void *opaque)
+{
+	struct vm *vm = opaque;
+	uint64_t one = 1;
+	if (write(vm->wake_fd, &one, sizeof(one)) < 0) {
+		/* nothing to do: the I/O loop polls again soon */
+	}
+}
+
+static const struct chardev_ops serial_ops = { serial_write, serial_rx_ready };
+
+/* Something became pending for vCPU cpu. */
+static void vm_kick(void *opaque, unsigned cpu)
+{
+	struct vm *vm = opaque;
+	if (cpu < vm->ncpus && vm->vcpu[cpu])
+		vcpu_set_intr(vm->vcpu[cpu], true);
+	pthread_cond_broadcast(&vm->cond);
+}
+
+static void clock_notify(void *opaque)
+{
+	struct vm *vm = opaque;
+	uint64_t one = 1;
+	if (write(vm->wake_fd, &one, sizeof(one)) < 0) {
+		/* the loop wakes at its next deadline anyway */
+	}
+}
+
+static void check_requests(struct vm *vm)
+{
+	int status = 0;
+	switch (machine_take_request(vm->m, &status)) {
+	case MACHINE_REQ_EXIT:
+		vm->exit_status = status;
+		vm->action = VM_EXIT;
+		break;
+	case MACHINE_REQ_POWEROFF:
+		vm->exit_status = 0;
+		vm->action = VM_EXIT;
+		break;
+	case MACHINE_REQ_RESET:
+		if (vm->opts->no_reboot) {
+			vm->exit_status = 0;
+			vm->action = VM_EXIT;
+		} else {
+			vm->action = VM_RESET;
+		}
+		break;
+	default:
+		return;
+	}
+	for (unsigned k = 0; k < vm->ncpus; k++)
+		if (vm->vcpu[k])
+			vcpu_kick(vm->vcpu[k]);
+	pthread_cond_broadcast(&vm->cond);
+	clock_notify(vm);
+}
+
+/* --- vm_ops ------------------------------------------------------------- */
+
+static void *op_ram_page(void *opaque, uint64_t gpa, bool *writable)
+{
+	struct vm *vm = opaque;
+	*writable = true;
+	return mem_ram_ptr(machine_mem(vm->m), gpa, 4096);
+}
+
+static void op_pio_read(void *opaque, unsigned cpu, uint16_t port, unsigned size, uint32_t *val)
+{
+	struct vm *vm = opaque;
+	(void)cpu;
+	pthread_mutex_lock(&vm->lock);
+	if (pio_bus_read(machine_pio(vm->m), port, size, val) < 0)
+		*val = size == 4 ? 0xffffffffu : (1u << (size * 8)) - 1;
+	pthread_mutex_unlock(&vm->lock);
+}
+
+static void op_pio_write(void *opaque, unsigned cpu, uint16_t port, unsigned size, uint32_t val)
+{
+	struct vm *vm = opaque;
+	(void)cpu;
+	pthread_mutex_lock(&vm->lock);
+	pio_bus_write(machine_pio(vm->m), port, size, val);
+	check_requests(vm);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+static struct lapic *apic_page(struct vm *vm, unsigned cpu, uint64_t gpa)
+{
+	struct lapic *l = machine_lapic(vm->m, cpu);
+	if (l && lapic_hw_enabled(l) && gpa - lapic_base_addr(l) < 4096)
+		return l;
+	return NULL;
+}
+
+static int op_mmio_read(void *opaque, unsigned cpu, uint64_t gpa, unsigned size, uint64_t *val)
+{
+	struct vm *vm = opaque;
+	int r = 0;
+	pthread_mutex_lock(&vm->lock);
+	struct lapic *l = apic_page(vm, cpu, gpa);
+	if (l)
+		*val = lapic_mmio_read(l, gpa - lapic_base_addr(l), size);
+	else
+		r = mmio_bus_read(machine_mmio(vm->m), gpa, size, val);
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+static int op_mmio_write(void *opaque, unsigned cpu, uint64_t gpa, unsigned size, uint64_t val)
+{
+	struct vm *vm = opaque;
+	int r = 0;
+	pthread_mutex_lock(&vm->lock);
+	struct lapic *l = apic_page(vm, cpu, gpa);
+	if (l)
+		lapic_mmio_write(l, gpa - lapic_base_addr(l), size, val);
+	else
+		r = mmio_bus_write(machine_mmio(vm->m), gpa, size, val);
+	check_requests(vm);
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+static int op_get_interrupt(void *opaque, unsigned cpu)
+{
+	struct vm *vm = opaque;
+	pthread_mutex_lock(&vm->lock);
+	int v = machine_cpu_get_interrupt(vm->m, cpu);
+	if (v < 0)
+		vcpu_set_intr(vm->vcpu[cpu], machine_cpu_has_interrupt(vm->m, cpu));
+	pthread_mutex_unlock(&vm->lock);
+	return v;
+}
+
+#define MSR_TSC 0x10
+#define MSR_APIC_BASE 0x1b
+#define MSR_TSC_DEADLINE 0x6e0
+
+static int op_rdmsr(void *opaque, unsigned cpu, uint32_t msr, uint64_t *val)
+{
+	struct vm *vm = opaque;
+	int r = 0;
+	pthread_mutex_lock(&vm->lock);
+	struct lapic *l = machine_lapic(vm->m, cpu);
+	switch (msr) {
+	case MSR_TSC: *val = hw_clock_tsc(machine_clock(vm->m)) + vm->tsc_offset[cpu]; break;
+	case MSR_APIC_BASE: *val = lapic_get_base(l); break;
+	case MSR_TSC_DEADLINE: *val = lapic_get_tsc_deadline(l); break;
+	default: r = -ENOENT; break;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+static int op_wrmsr(void *opaque, unsigned cpu, uint32_t msr, uint64_t val)
+{
+	struct vm *vm = opaque;
+	int r = 0;
+	pthread_mutex_lock(&vm->lock);
+	struct lapic *l = machine_lapic(vm->m, cpu);
+	switch (msr) {
+	case MSR_TSC: vm->tsc_offset[cpu] = val - hw_clock_tsc(machine_clock(vm->m)); break;
+	case MSR_APIC_BASE: r = lapic_set_base(l, val); break;
+	case MSR_TSC_DEADLINE:
+		lapic_set_tsc_deadline(l, val - vm->tsc_offset[cpu]);
+		break;
+	default: r = -ENOENT; break;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+static const struct vm_ops vm_ops = {
+	op_ram_page, op_pio_read, op_pio_write, op_mmio_read, op_mmio_write,
+	op_get_interrupt, op_rdmsr, op_wrmsr,
+};
+
+/* --- CPU state ------------------------------------------------------------ */
+
+static struct x86_segment seg_of(const struct boot_seg *b)
+{
+	struct x86_segment s;
+	s.sel = b->selector;
+	s.base = b->base;
+	s.limit = b->limit;
+	s.attr = (uint16_t)((b->type & 0xf) | (b->s << 4) | ((b->dpl & 3) << 5) | (b->present << 7) |
+			    (b->avl << 8) | (b->l << 9) | (b->db << 10) | (b->g << 11));
+	if (b->unusable)
+		s.attr = 0;
+	return s;
+}
+
+static void boot_state_to_x86(const struct boot_cpu_state *b, struct x86_state *st)
+{
+	st->gpr[X86_RAX] = b->rax;
+	st->gpr[X86_RBX] = b->rbx;
+	st->gpr[X86_RCX] = b->rcx;
+	st->gpr[X86_RDX] = b->rdx;
+	st->gpr[X86_RSI] = b->rsi;
+	st->gpr[X86_RDI] = b->rdi;
+	st->gpr[X86_RBP] = b->rbp;
+	st->gpr[X86_RSP] = b->rsp;
+	st->rip = b->rip;
+	st->rflags = b->rflags | 2;
+	st->seg[X86_CS] = seg_of(&b->cs);
+	st->seg[X86_DS] = seg_of(&b->ds);
+	st->seg[X86_ES] = seg_of(&b->es);
+	st->seg[X86_FS] = seg_of(&b->fs);
+	st->seg[X86_GS] = seg_of(&b->gs);
+	st->seg[X86_SS] = seg_of(&b->ss);
+	st->tr = seg_of(&b->tr);
+	st->ldtr = seg_of(&b->ldtr);
+	st->gdtr.base = b->gdt_base;
+	st->gdtr.limit = b->gdt_limit;
+	st->idtr.base = b->idt_base;
+	st->idtr.limit = b->idt_limit;
+	st->cr0 = b->cr0;
+	st->cr3 = b->cr3;
+	st->cr4 = b->cr4;
+	st->efer = b->efer;
+	st->fx.fcw = b->fpu_fcw ? b->fpu_fcw : 0x37f;
+	st->fx.mxcsr = b->mxcsr ? b->mxcsr : 0x1f80;
+}
+
+/* An AP after SIPI: real mode at vector << 12. */
+static void sipi_state(struct vcpu *v, uint8_t vector)
+{
+	struct x86_state st;
+	vcpu_get_state(v, &st);
+	memset(st.gpr, 0, sizeof(st.gpr));
+	st.rip = 0;
+	st.rflags = 2;
+	st.seg[X86_CS].sel = (uint16_t)(vector << 8);
+	st.seg[X86_CS].base = (uint64_t)vector << 12;
+	st.seg[X86_CS].limit = 0xffff;
+	st.seg[X86_CS].attr = 0x9b;
+	for (unsigned s = 0; s < 6; s++) {
+		if (s == X86_CS)
+			continue;
+		st.seg[s] = (struct x86_segment){ 0, 0xffff, 0, 0x93 };
+	}
+	st.cr0 = 0x60000010;
+	st.cr3 = st.cr4 = st.efer = 0;
+	st.idtr = (struct x86_dtable){ 0, 0xffff };
+	st.gdtr = (struct x86_dtable){ 0, 0xffff };
+	vcpu_set_state(v, &st);
+}
+
+/* --- vCPU threads --------------------------------------------------------- */
+
+struct vcpu_arg {
+	struct vm *vm;
+	unsigned idx;
+};
+
+/* Handles LAPIC events (NMI, INIT, SIPI); lock held. */
+static void take_events(struct vm *vm, unsigned idx)
+{
+	uint8_t sipi = 0;
+	struct lapic *l = machine_lapic(vm->m, idx);
+	unsigned ev = l ? lapic_take_events(l, &sipi) : 0;
+	if (ev & LAPIC_EV_INIT) {
+		vm->wait_sipi[idx] = idx != 0;
+		vm->started[idx] = false;
+	}
+	if ((ev & LAPIC_EV_SIPI) && vm->wait_sipi[idx]) {
+		sipi_state(vm->vcpu[idx], sipi);
+		vm->wait_sipi[idx] = false;
+		vm->started[idx] = true;
+	}
+	if (ev & LAPIC_EV_NMI)
+		vcpu_nmi(vm->vcpu[idx]);
+}
+
+static void *vcpu_thread(void *p)
+{
+	struct vcpu_arg *a = p;
+	struct vm *vm = a->vm;
+	unsigned idx = a->idx;
+	struct vcpu *v = vm->vcpu[idx];
+	unsigned long slices = 0;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	for (;;) {
+		pthread_mutex_lock(&vm->lock);
+		take_events(vm, idx);
+		while (vm->action == VM_RUNNING && !vm->started[idx]) {
+			pthread_cond_wait(&vm->cond, &vm->lock);
+			take_events(vm, idx);
+		}
+		pthread_mutex_unlock(&vm->lock);
+		if (vm->action != VM_RUNNING)
+			break;
+
+		struct vcpu_exit ex;
+		vcpu_run(v, SLICE_INSNS, &ex);
+		if (log_get_level() >= LOG_INFO && (++slices & 255) == 0) {
+			struct x86_state st;
+			vcpu_get_state(v, &st);
+			log_info("vCPU %u: %llu instructions, rip 0x%llx", idx,
+				 (unsigned long long)vcpu_icount(v), (unsigned long long)st.rip);
+		}
+		if (ex.reason == VCPU_EXIT_HLT) {
+			struct x86_state st;
+			vcpu_get_state(v, &st);
+			pthread_mutex_lock(&vm->lock);
+			if (!(st.rflags & X86_IF) && idx == 0 && vm->ncpus == 1) {
+				snprintf(vm->why, sizeof(vm->why),
+					 "the guest halted with interrupts disabled at RIP 0x%llx: it can make no more progress",
+					 (unsigned long long)st.rip);
+				vm->exit_status = 1;
+				vm->action = VM_EXIT;
+				clock_notify(vm);
+			}
+			take_events(vm, idx);
+			while (vm->action == VM_RUNNING && !vcpu_can_take_intr(v) && vm->started[idx]) {
+				if (machine_cpu_has_interrupt(vm->m, idx))
+					vcpu_set_intr(v, true);
+				if (vcpu_can_take_intr(v))
+					break;
+				pthread_cond_wait(&vm->cond, &vm->lock);
+				take_events(vm, idx);
+			}
+			pthread_mutex_unlock(&vm->lock);
+		} else if (ex.reason == VCPU_EXIT_SHUTDOWN || ex.reason == VCPU_EXIT_ERROR) {
+			pthread_mutex_lock(&vm->lock);
+			if (ex.reason == VCPU_EXIT_SHUTDOWN && !vm->opts->no_reboot) {
+				vm->action = VM_RESET;
+			} else {
+				snprintf(vm->why, sizeof(vm->why), "vCPU %u: %s at RIP 0x%llx", idx,
+					 ex.detail, (unsigned long long)ex.rip);
+				vm->exit_status = 1;
+				vm->action = VM_EXIT;
+			}
+			clock_notify(vm);
+			pthread_cond_broadcast(&vm->cond);
+			pthread_mutex_unlock(&vm->lock);
+		}
+		if (vm->action != VM_RUNNING)
+			break;
+	}
+	for (unsigned k = 0; k < vm->ncpus; k++)
+		if (vm->vcpu[k])
+			vcpu_kick(vm->vcpu[k]);
+	return NULL;
+}
+
+/* --- loading ------------------------------------------------------------- */
+
+static int load_guest(struct vm *vm, struct boot_cpu_state *bs)
+{
+	struct run_opts *o = vm->opts;
+	struct loader_error err = { "" };
+	uint8_t *kernel = NULL, *initrd = NULL;
+	size_t klen = 0, ilen = 0;
+	int r;
+
+	r = loader_read_file(o->kernel, LOADER_MAX_KERNEL, &kernel, &klen);
+	if (r < 0) {
+		log_error("run: cannot read the kernel %s: %s", o->kernel,
+			  r == -EFBIG ? "it is larger than 512 MiB" : strerror(-r));
+		return r;
+	}
+	if (o->initrd) {
+		r = loader_read_file(o->initrd, LOADER_MAX_INITRD, &initrd, &ilen);
+		if (r < 0) {
+			log_error("run: cannot read the initrd %s: %s", o->initrd,
+				  r == -EFBIG ? "it is larger than 2 GiB" : strerror(-r));
+			free(kernel);
+			return r;
+		}
+	}
+	if (linux_is_bzimage(kernel, klen)) {
+		struct linux_boot lb = {
+			.kernel = kernel, .kernel_len = klen, .initrd = initrd, .initrd_len = ilen,
+			.cmdline = o->append, .e820 = machine_e820(vm->m), .rsdp_addr = machine_rsdp(vm->m),
+		};
+		struct linux_info info;
+		r = linux_load(machine_mem(vm->m), &lb, bs, &info, &err);
+		if (r == 0)
+			machine_fw_cfg_kernel(vm->m, info.load_addr, klen, info.initrd_addr, ilen,
+					      o->append ? o->append : "");
+	} else if (multiboot_detect(kernel, klen)) {
+		struct mb_module mod = { initrd, ilen, o->initrd };
+		struct multiboot_boot mb = {
+			.kernel = kernel, .kernel_len = klen, .kernel_name = o->kernel,
+			.cmdline = o->append, .modules = initrd ? &mod : NULL, .nr_modules = initrd ? 1 : 0,
+			.e820 = machine_e820(vm->m),
+		};
+		r = multiboot_load(machine_mem(vm->m), &mb, bs, &err);
+	} else {
+		log_error("run: %s is neither a Linux bzImage nor a multiboot ELF kernel", o->kernel);
+		r = -ENOEXEC;
+	}
+	if (r < 0 && err.msg[0])
+		log_error("run: %s: %s", o->kernel, err.msg);
+	free(kernel);
+	free(initrd);
+	return r;
+}
+
+/* --- the I/O loop --------------------------------------------------------- */
+
+static void console_input(struct vm *vm)
+{
+	uint8_t buf[256], out[256];
+	size_t space;
+
+	pthread_mutex_lock(&vm->lock);
+	space = uart_rx_space(machine_uart(vm->m));
+	pthread_mutex_unlock(&vm->lock);
+	if (!space)
+		return;
+	ssize_t n = read(vm->serial_in, buf, MIN(space, sizeof(buf)));
+	if (n <= 0) {
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			vm->serial_in = -1; /* end of input: the guest keeps running */
+		return;
+	}
+	size_t k = 0;
+	for (ssize_t j = 0; j < n; j++) {
+		uint8_t c = buf[j];
+		if (vm->console_tty) {
+			if (vm->escape) {
+				vm->escape = 0;
+				if (c == 'x' || c == 'X') {
+					vm->exit_status = 0;
+					vm->action = VM_EXIT;
+					snprintf(vm->why, sizeof(vm->why), "terminated by Ctrl-A x");
+					return;
+				}
+				if (c != 1)
+					continue;
+			} else if (c == 1) {
+				vm->escape = 1;
+				continue;
+			}
+		}
+		out[k++] = c;
+	}
+	pthread_mutex_lock(&vm->lock);
+	uart_receive(machine_uart(vm->m), out, k);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+static void io_loop(struct vm *vm)
+{
+	struct hw_clock *clock = machine_clock(vm->m);
+
+	while (vm->action == VM_RUNNING) {
+		pthread_mutex_lock(&vm->lock);
+		hw_clock_run_timers(clock);
+		check_requests(vm);
+		uint64_t now = hw_clock_ns(clock), next = hw_clock_next_deadline(clock);
+		bool want_input = vm->serial_in >= 0 && uart_rx_space(machine_uart(vm->m)) > 0;
+		pthread_mutex_unlock(&vm->lock);
+		if (vm->action != VM_RUNNING)
+			break;
+
+		struct pollfd pfd[2] = { { vm->wake_fd, POLLIN, 0 }, { vm->serial_in, POLLIN, 0 } };
+		uint64_t wait_ns = next > now ? next - now : 0;
+		if (next == UINT64_MAX)
+			wait_ns = 100000000; /* look again at least every 100 ms */
+		wait_ns = MIN(wait_ns, 100000000ull);
+		struct timespec ts = { (time_t)(wait_ns / 1000000000ull), (long)(wait_ns % 1000000000ull) };
+		int n = ppoll(pfd, want_input ? 2 : 1, &ts, NULL);
+		if (n > 0 && (pfd[0].revents & POLLIN)) {
+			uint64_t v;
+			if (read(vm->wake_fd, &v, sizeof(v)) < 0) {
+				/* spurious */
+			}
+		}
+		if (n > 0 && want_input && (pfd[1].revents & (POLLIN | POLLHUP)))
+			console_input(vm);
+	}
+}
+
+/* --- serial setup ------------------------------------------------------ */
+
+static int open_serial(struct vm *vm, const char *spec)
+{
+	vm->serial_in = -1;
+	vm->serial_out = STDOUT_FILENO;
+	if (!spec || !strcmp(spec, "stdio")) {
+		vm->serial_in = STDIN_FILENO;
+		vm->console_tty = isatty(STDIN_FILENO);
+		return 0;
+	}
+	if (!strcmp(spec, "none")) {
+		vm->serial_out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		return vm->serial_out < 0 ? -errno : 0;
+	}
+	if (!strncmp(spec, "file:", 5)) {
+		vm->serial_out = open(spec + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (vm->serial_out < 0) {
+			log_error("run: --serial %s: cannot open the file: %s", spec, strerror(errno));
+			return -errno;
+		}
+		return 0;
+	}
+	if (!strncmp(spec, "unix:", 5)) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		if (strlen(spec + 5) >= sizeof(sa.sun_path)) {
+			log_error("run: --serial %s: the socket path is too long", spec);
+			return -ENAMETOOLONG;
+		}
+		strcpy(sa.sun_path, spec + 5);
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			log_error("run: --serial %s: cannot connect: %s (start the listener first)", spec,
+				  strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -ECONNREFUSED;
+		}
+		vm->serial_in = vm->serial_out = fd;
+		return 0;
+	}
+	log_error("run: --serial '%s' is not one of stdio, none, file:PATH, unix:PATH", spec);
+	return -EINVAL;
+}
+
+/* --- one boot ------------------------------------------------------------ */
+
+static enum vm_action boot_once(struct vm *vm)
+{
+	struct run_opts *o = vm->opts;
+	struct machine_config mc = {
+		.ram_bytes = o->ram_bytes,
+		.nr_cpus = o->cpus,
+		.serial = { &serial_ops, vm },
+		.kick = vm_kick,
+		.kick_opaque = vm,
+	};
+	struct boot_cpu_state bs;
+	struct vcpu_arg args[PC_MAX_CPUS];
+
+	vm->m = machine_new(&mc);
+	if (!vm->m) {
+		log_error("run: cannot build the machine with %llu MiB of RAM and %u CPUs: %s",
+			  (unsigned long long)(o->ram_bytes >> 20), o->cpus, strerror(errno));
+		vm->exit_status = 1;
+		return VM_EXIT;
+	}
+	hw_clock_set_notify(machine_clock(vm->m), clock_notify, vm);
+	memset(&bs, 0, sizeof(bs));
+	if (load_guest(vm, &bs) < 0) {
+		machine_free(vm->m);
+		vm->exit_status = 1;
+		return VM_EXIT;
+	}
+	vm->ncpus = o->cpus;
+	vm->action = VM_RUNNING;
+	for (unsigned k = 0; k < vm->ncpus; k++) {
+		struct vcpu_config vc = { .index = k, .apic = true, .ops = &vm_ops, .opaque = vm };
+		vm->vcpu[k] = vcpu_new(o->accel, &vc);
+		if (!vm->vcpu[k]) {
+			log_error("run: cannot create vCPU %u: %s", k, strerror(errno));
+			vm->exit_status = 1;
+			return VM_EXIT;
+		}
+		vm->started[k] = k == 0;
+		vm->wait_sipi[k] = k != 0;
+		vm->tsc_offset[k] = 0;
+	}
+	struct x86_state st;
+	vcpu_get_state(vm->vcpu[0], &st);
+	boot_state_to_x86(&bs, &st);
+	vcpu_set_state(vm->vcpu[0], &st);
+
+	for (unsigned k = 0; k < vm->ncpus; k++) {
+		args[k] = (struct vcpu_arg){ vm, k };
+		pthread_create(&vm->thread[k], NULL, vcpu_thread, &args[k]);
+	}
+	io_loop(vm);
+	pthread_mutex_lock(&vm->lock);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned k = 0; k < vm->ncpus; k++)
+		vcpu_kick(vm->vcpu[k]);
+	for (unsigned k = 0; k < vm->ncpus; k++) {
+		pthread_join(vm->thread[k], NULL);
+		vcpu_free(vm->vcpu[k]);
+		vm->vcpu[k] = NULL;
+	}
+	enum vm_action a = vm->action;
+	machine_free(vm->m);
+	vm->m = NULL;
+	return a;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: maquina run --kernel FILE [options]\n"
+		"Starts a virtual PC that boots FILE (a Linux bzImage or a multiboot ELF kernel).\n"
+		"  --kernel FILE      the kernel\n"
+		"  --initrd FILE      initial ramdisk (Linux) or first module (multiboot)\n"
+		"  --append CMDLINE   kernel command line\n"
+		"  --memory SIZE      guest RAM, e.g. 512M or 2G (default 512M; a plain number is MiB)\n"
+		"  --cpus N           virtual CPUs (default 1)\n"
+		"  --serial BACKEND   COM1: stdio (default), none, file:PATH, unix:PATH\n"
+		"  --no-reboot        exit instead of rebooting on a guest reset or triple fault\n"
+		"  --accel NAME       vCPU backend: emu (the software CPU; default)\n"
+		"On the terminal, Ctrl-A x quits.  The guest's power-off ends maquina with status 0;\n"
+		"the debug-exit port 0xf4 with (value << 1) | 1.\n");
+}
 
 int cmd_run(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	log_error("run: booting a virtual machine is not implemented yet; "
-		  "'maquina run-user PROGRAM' runs a static x86-64 program on the software CPU");
-	return 1;
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "append", required_argument, NULL, 'a' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "serial", required_argument, NULL, 's' },
+		{ "no-reboot", no_argument, NULL, 'n' },
+		{ "accel", required_argument, NULL, 'A' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct run_opts o = { .ram_bytes = 512ull << 20, .cpus = 1, .accel = "emu" };
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': o.kernel = optarg; break;
+		case 'i': o.initrd = optarg; break;
+		case 'a': o.append = optarg; break;
+		case 'm':
+			if (parse_size(optarg, 1ull << 20, &o.ram_bytes) < 0 || o.ram_bytes < (16ull << 20) ||
+			    o.ram_bytes > (1ull << 40)) {
+				log_error("run: --memory '%s' is not a size between 16M and 1T (e.g. 512M, 2G)", optarg);
+				return 2;
+			}
+			break;
+		case 'c': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || n < 1 || n > PC_MAX_CPUS) {
+				log_error("run: --cpus '%s' is not a number from 1 to %d", optarg, PC_MAX_CPUS);
+				return 2;
+			}
+			o.cpus = (unsigned)n;
+			break;
+		}
+		case 's': o.serial = optarg; break;
+		case 'n': o.no_reboot = true; break;
+		case 'A': o.accel = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		log_error("run: unexpected argument '%s'; 'maquina run --help' lists the options", argv[optind]);
+		return 2;
+	}
+	if (!o.kernel) {
+		log_error("run: no kernel: give one with --kernel FILE");
+		return 2;
+	}
+	char why[160];
+	if (!accel_available(o.accel, why, sizeof(why))) {
+		log_error("run: %s", why);
+		return 2;
+	}
+
+	struct vm *vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return 1;
+	vm->opts = &o;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	vm->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->wake_fd < 0 || open_serial(vm, o.serial) < 0)
+		return 1;
+	signal(SIGPIPE, SIG_IGN);
+	if (vm->console_tty)
+		tty_raw();
+	enum vm_action a;
+	do {
+		a = boot_once(vm);
+	} while (a == VM_RESET);
+	tty_restore();
+	if (vm->why[0])
+		log_error("run: %s", vm->why);
+	int status = vm->exit_status;
+	free(vm);
+	return status;
 }

@@ -490,8 +490,8 @@ int cmd_run_user(int argc, char **argv)
 	if (!p)
 		return 1;
 	p->mmap_next = MMAP_TOP;
-	uint64_t entry, phdr;
-	unsigned phnum;
+	uint64_t entry = 0, phdr = 0;
+	unsigned phnum = 0;
 	if (load_elf(p, argv[optind], &entry, &phdr, &phnum) < 0)
 		return 1;
 	struct x86_cpu_config cfg = { .user_mode = true, .max_block_insns = step ? 1 : 0 };

@@ -36,6 +36,34 @@
 #define X86_PAGE_SIZE 4096ull
 #define X86_PAGE_MASK (~(X86_PAGE_SIZE - 1))
 
+/* Control registers, EFER and MSRs. */
+#define X86_CR0_PE (1ull << 0)
+#define X86_CR0_MP (1ull << 1)
+#define X86_CR0_EM (1ull << 2)
+#define X86_CR0_TS (1ull << 3)
+#define X86_CR0_ET (1ull << 4)
+#define X86_CR0_NE (1ull << 5)
+#define X86_CR0_WP (1ull << 16)
+#define X86_CR0_AM (1ull << 18)
+#define X86_CR0_NW (1ull << 29)
+#define X86_CR0_CD (1ull << 30)
+#define X86_CR0_PG (1ull << 31)
+#define X86_CR4_VME (1ull << 0)
+#define X86_CR4_PVI (1ull << 1)
+#define X86_CR4_TSD (1ull << 2)
+#define X86_CR4_DE (1ull << 3)
+#define X86_CR4_PSE (1ull << 4)
+#define X86_CR4_PAE (1ull << 5)
+#define X86_CR4_MCE (1ull << 6)
+#define X86_CR4_PGE (1ull << 7)
+#define X86_CR4_PCE (1ull << 8)
+#define X86_CR4_OSFXSR (1ull << 9)
+#define X86_CR4_OSXMMEXCPT (1ull << 10)
+#define X86_EFER_SCE (1ull << 0)
+#define X86_EFER_LME (1ull << 8)
+#define X86_EFER_LMA (1ull << 10)
+#define X86_EFER_NXE (1ull << 11)
+
 /* Prefix flags kept in struct x86_insn.pfx. */
 #define X86_PFX_LOCK 0x01
 #define X86_PFX_REP 0x02   /* F3 */
@@ -97,13 +125,14 @@ enum x86_cc_op {
 };
 
 struct x86_tlb_entry {
-	uint64_t tag_r; /* linear page address, or 1 when invalid */
+	uint64_t tag_r; /* linear page address | mmu_idx, or X86_TLB_INVALID */
 	uint64_t tag_w;
 	uint64_t tag_x;
 	uintptr_t addend; /* host address - linear address */
 	uint64_t ppn;     /* guest-physical page number */
 };
 
+#define X86_TLB_INVALID 2ull /* matches no page | mmu_idx */
 #define X86_TLB_BITS 8
 #define X86_TLB_SIZE (1u << X86_TLB_BITS)
 
@@ -139,6 +168,7 @@ struct x86_cpu {
 	uint64_t cc_dst, cc_src, cc_src2;
 	uint32_t cc_op;
 	uint32_t cpl;
+	uint32_t mmu_idx;   /* 1 when CPL is 3 (user accesses), else 0: part of TLB tags */
 	uint64_t rflags; /* non-arithmetic bits (and bit 1) */
 	uint64_t segbase[7]; /* effective bases used in address arithmetic */
 	uint64_t sp_mask;    /* stack-pointer width: ~0, 0xffffffff or 0xffff */
@@ -166,6 +196,22 @@ struct x86_cpu {
 	int code64; /* decoding mode: 64-bit code segment */
 	unsigned max_block_insns;
 	bool user_mode;
+	bool tlb_has_large;
+	bool apic;
+	uint8_t apic_id;
+	/* system mode */
+	const struct x86_sys_ops *sys_ops;
+	void *sys_opaque;
+	volatile int intr_line;  /* INTR level from the interrupt controller */
+	volatile int nmi_pending;
+	int nmi_blocked;         /* an NMI handler runs until IRET */
+	int intr_shadow;         /* STI / MOV SS: no interrupt before the next block */
+	int delivering;          /* vector being delivered + 1, for #DF / triple fault */
+	bool halted;
+	uint64_t star, lstar, cstar, sfmask;
+	uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
+	uint64_t pat, misc_enable, mtrr_def_type;
+	uint64_t dr[8];
 
 	const struct x86_mem_ops *mem_ops;
 	void *mem_opaque;
@@ -258,7 +304,7 @@ void x86_probe_write(struct x86_cpu *cpu, uint64_t la, size_t len);
 	static inline type x86_read##bits(struct x86_cpu *cpu, uint64_t la)         \
 	{                                                                           \
 		struct x86_tlb_entry *e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)]; \
-		if (likely(e->tag_r == (la & X86_PAGE_MASK) &&                      \
+		if (likely(e->tag_r == ((la & X86_PAGE_MASK) | cpu->mmu_idx) &&     \
 			   (la & 0xfff) <= 4096 - sizeof(type))) {                  \
 			type v;                                                     \
 			memcpy(&v, (void *)(uintptr_t)(la + e->addend), sizeof(v)); \
@@ -269,7 +315,7 @@ void x86_probe_write(struct x86_cpu *cpu, uint64_t la, size_t len);
 	static inline void x86_write##bits(struct x86_cpu *cpu, uint64_t la, type v) \
 	{                                                                           \
 		struct x86_tlb_entry *e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)]; \
-		if (likely(e->tag_w == (la & X86_PAGE_MASK) &&                      \
+		if (likely(e->tag_w == ((la & X86_PAGE_MASK) | cpu->mmu_idx) &&     \
 			   (la & 0xfff) <= 4096 - sizeof(type))) {                  \
 			memcpy((void *)(uintptr_t)(la + e->addend), &v, sizeof(v)); \
 			return;                                                     \
@@ -336,6 +382,10 @@ static inline void x86_set_rm(struct x86_cpu *cpu, const struct x86_insn *i, uns
 const uint8_t *x86_fetch_ptr(struct x86_cpu *cpu, uint64_t la, unsigned *avail, bool fault);
 /* Guest-physical address of the code at la (faults as a fetch would). */
 uint64_t x86_fetch_phys(struct x86_cpu *cpu, uint64_t la);
+/* Like x86_fetch_ptr but never faults (for decoding ahead). */
+const uint8_t *x86_fetch_probe(struct x86_cpu *cpu, uint64_t la, unsigned *avail);
+/* Drops the TLB entries of la's page (INVLPG). */
+void x86_flush_tlb_page(struct x86_cpu *cpu, uint64_t la);
 /* Code-cache hooks of exec.c used by the store slow path. */
 bool x86_is_code_page(struct x86_cpu *cpu, uint64_t ppn);
 void x86_invalidate_code_page(struct x86_cpu *cpu, uint64_t ppn);

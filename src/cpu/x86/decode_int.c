@@ -3,6 +3,7 @@
  * (the second integer family has its own selector in x86_select_int2()).
  */
 #include "cpu/x86/alu.h"
+#include "cpu/x86/sys.h"
 
 static x86_handler_fn pick(const x86_handler_fn t[4], unsigned size)
 {
@@ -128,7 +129,9 @@ static bool sel_map0(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 		i->fn = x86_h_push_seg;
 		return true;
 	case 0x07: case 0x17: case 0x1f:
+		i->aux = opc >> 3;
 		i->fn = x86_h_pop_seg;
+		i->flags |= X86_IF_END;
 		return true;
 	case 0x63:
 		if (mode != 8)
@@ -187,6 +190,35 @@ static bool sel_map0(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 		return true;
 	case 0x8e:
 		i->fn = x86_h_mov_to_seg;
+		i->flags |= X86_IF_END;
+		return true;
+	case 0x9a:
+		i->fn = x86_h_call_far_imm;
+		i->flags |= X86_IF_END;
+		return true;
+	case 0xea:
+		i->fn = x86_h_jmp_far_imm;
+		i->flags |= X86_IF_END;
+		return true;
+	case 0xc4: case 0xc5:
+		if (!i->is_mem)
+			return false;
+		i->aux = opc == 0xc4 ? X86_ES : X86_DS;
+		i->fn = x86_h_load_far_ptr;
+		i->flags |= X86_IF_END;
+		return true;
+	case 0xca: case 0xcb:
+		if (opc == 0xcb)
+			i->imm = 0;
+		i->fn = x86_h_retf;
+		i->flags |= X86_IF_END;
+		return true;
+	case 0xce:
+		i->fn = x86_h_into;
+		i->flags |= X86_IF_END;
+		return true;
+	case 0xcf:
+		i->fn = x86_h_iret;
 		i->flags |= X86_IF_END;
 		return true;
 	case 0x8f:
@@ -287,8 +319,11 @@ static bool sel_map0(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 		i->aux = opc & 1;
 		i->fn = x86_h_flagop;
 		return true;
-	case 0xfa: case 0xfb:
-		i->fn = x86_h_priv; /* CLI/STI at CPL 3 with IOPL 0 */
+	case 0xfa:
+		i->fn = x86_h_cli;
+		return true;
+	case 0xfb:
+		i->fn = x86_h_sti;
 		i->flags |= X86_IF_END;
 		return true;
 	case 0xfc: case 0xfd:
@@ -324,8 +359,15 @@ static bool sel_map0(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 				i->osz = (i->pfx & X86_PFX_OPSZ) && !(i->pfx & X86_PFX_REXW) ? 2 : 8;
 			i->fn = x86_h_push_rm;
 			return true;
+		case 3: case 5:
+			if (!i->is_mem)
+				return false;
+			i->aux = r == 3;
+			i->fn = x86_h_far_rm;
+			i->flags |= X86_IF_END;
+			return true;
 		default:
-			return false; /* far CALL/JMP: protected mode, later */
+			return false;
 		}
 	default:
 		return false;
@@ -360,21 +402,34 @@ static bool sel_map1(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 		return true;
 	}
 	switch (opc) {
-	case 0x20: case 0x22: /* MOV from/to CRn: only CR0, CR2-CR4, CR8 exist */
-		if (i->reg != 0 && (i->reg < 2 || i->reg > 4) && i->reg != 8)
-			return false;
-		i->fn = x86_h_priv;
+	case 0x00:
+		i->fn = x86_h_grp6;
 		i->flags |= X86_IF_END;
 		return true;
-	case 0x21: case 0x23: /* MOV from/to DRn: REX.R is #UD */
-		if (i->reg > 7)
-			return false;
-		i->fn = x86_h_priv;
+	case 0x01:
+		if (!i->is_mem && i->modrm != 0xf8)
+			return false; /* MONITOR, XGETBV, RDTSCP, VMX...: not advertised */
+		if (!i->is_mem && mode != 8)
+			return false; /* SWAPGS is 64-bit only */
+		i->fn = x86_h_grp7;
 		i->flags |= X86_IF_END;
 		return true;
-	case 0x00: case 0x01: case 0x06: case 0x07: case 0x08: case 0x09:
-	case 0x30: case 0x32: case 0x33: /* 07: SYSRET, #GP(0) at CPL 3 */
-		i->fn = x86_h_priv;
+	case 0x06: i->fn = x86_h_clts; return true;
+	case 0x07: i->fn = x86_h_sysret; i->flags |= X86_IF_END; return true;
+	case 0x08: case 0x09: i->fn = x86_h_wbinvd; return true;
+	case 0x20: case 0x21: case 0x22: case 0x23:
+		i->fn = opc & 1 ? x86_h_mov_dr : x86_h_mov_cr;
+		if (opc >= 0x22)
+			i->flags |= X86_IF_END;
+		return true;
+	case 0x30: i->fn = x86_h_wrmsr; i->flags |= X86_IF_END; return true;
+	case 0x32: i->fn = x86_h_rdmsr; return true;
+	case 0x33: i->fn = x86_h_priv; i->flags |= X86_IF_END; return true; /* RDPMC with CR4.PCE clear */
+	case 0xb2: case 0xb4: case 0xb5:
+		if (!i->is_mem)
+			return false;
+		i->aux = opc == 0xb2 ? X86_SS : opc == 0xb4 ? X86_FS : X86_GS;
+		i->fn = x86_h_load_far_ptr;
 		i->flags |= X86_IF_END;
 		return true;
 	case 0x05:
@@ -398,7 +453,9 @@ static bool sel_map1(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 		i->fn = x86_h_push_seg;
 		return true;
 	case 0xa1: case 0xa9:
+		i->aux = opc == 0xa1 ? X86_FS : X86_GS;
 		i->fn = x86_h_pop_seg;
+		i->flags |= X86_IF_END;
 		return true;
 	case 0xae:
 		if (!i->is_mem) {

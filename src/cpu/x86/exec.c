@@ -12,6 +12,7 @@
  * only happens between blocks.
  */
 #include "cpu/x86/handlers.h"
+#include "cpu/x86/sys.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -157,7 +158,7 @@ static int add_block_to_page(struct x86_cpu *cpu, struct x86_block *b, uint64_t 
 		/* From now on writes to this page take the slow path. */
 		for (unsigned k = 0; k < X86_TLB_SIZE; k++)
 			if (cpu->tlb[k].ppn == ppn)
-				cpu->tlb[k].tag_w = 1;
+				cpu->tlb[k].tag_w = X86_TLB_INVALID;
 	}
 	struct blk_link *l = arena_alloc(cc, sizeof(*l));
 	if (!l)
@@ -193,13 +194,13 @@ static struct x86_block *translate(struct x86_cpu *cpu, uint64_t phys)
 		struct x86_insn *i = &b->insns[n];
 
 		/* Fetch: the rest of the page directly, or a copy across it. */
-		bytes = x86_fetch_ptr(cpu, rip, &avail, n == 0);
+		bytes = n == 0 ? x86_fetch_ptr(cpu, rip, &avail, true) : x86_fetch_probe(cpu, rip, &avail);
 		if (!bytes)
 			break; /* the fetch fault happens when rip gets here */
 		if (avail < 15) {
 			memcpy(buf, bytes, avail);
 			unsigned more = 0;
-			const uint8_t *b2 = x86_fetch_ptr(cpu, rip + avail, &more, false);
+			const uint8_t *b2 = x86_fetch_probe(cpu, rip + avail, &more);
 			int r = x86_decode(cpu, rip, bytes, avail, i);
 			if (r == -EAGAIN) {
 				if (!b2) {
@@ -293,17 +294,30 @@ _Noreturn void x86_raise_pf(struct x86_cpu *cpu, uint64_t la, uint32_t error_cod
 
 void x86_run(struct x86_cpu *cpu, uint64_t max_insns, struct x86_exit *exit)
 {
-	struct x86_block *volatile prev = NULL;
 	int r;
 
 	memset(exit, 0, sizeof(*exit));
 	cpu->exit = exit;
 	cpu->icount_limit = cpu->icount + max_insns;
+	cpu->mmu_idx = cpu->cpl == 3;
 	r = setjmp(cpu->jmp);
-	if (r != 0) {
-		if (r == 2 && cpu->cur)
+	if (r == 2) {
+		if (cpu->cur)
 			cpu->icount -= cpu->cur->left - 1u; /* it completed */
 		cpu->cur = NULL;
+		return;
+	}
+	if (r == 1) {
+		cpu->cur = NULL;
+		if (cpu->user_mode)
+			return;
+		/* System mode: deliver it; a fault while delivering comes back
+		 * here as a #DF, a third one ends as X86_EXIT_SHUTDOWN. */
+		x86_deliver_exception(cpu);
+		memset(exit, 0, sizeof(*exit));
+	}
+	if (cpu->halted && !x86_cpu_can_take_intr(cpu)) {
+		exit->reason = X86_EXIT_HLT;
 		return;
 	}
 	for (;;) {
@@ -316,16 +330,16 @@ void x86_run(struct x86_cpu *cpu, uint64_t max_insns, struct x86_exit *exit)
 			exit->reason = X86_EXIT_ICOUNT;
 			return;
 		}
+		if (unlikely(cpu->intr_line | cpu->nmi_pending | cpu->intr_shadow))
+			x86_check_interrupts(cpu);
 		cpu->cur = NULL;
 		struct x86_block *b = lookup(cpu);
-		(void)prev;
 		cpu->icount += b->ninsns;
 		const struct x86_insn *i = b->insns;
 		do {
 			cpu->cur = i;
 			i = i->fn(cpu, i);
 		} while (i);
-		prev = b;
 	}
 }
 
@@ -343,6 +357,7 @@ static void reset_user_mode(struct x86_cpu *cpu)
 {
 	cpu->code64 = 1;
 	cpu->cpl = 3;
+	cpu->mmu_idx = 1;
 	cpu->seg[X86_CS].sel = 0x33;
 	cpu->seg[X86_CS].attr = 0x2fb; /* present, DPL3, code, L */
 	cpu->seg[X86_SS].sel = 0x2b;
@@ -380,8 +395,33 @@ struct x86_cpu *x86_cpu_new(const struct x86_mem_ops *ops, void *opaque,
 	cpu->mxcsr = 0x1f80;
 	x86_set_arith_flags(cpu, 0);
 	x86_fpu_reset(cpu);
-	if (cfg->user_mode)
+	cpu->sys_ops = cfg->sys_ops;
+	cpu->sys_opaque = cfg->sys_opaque;
+	cpu->apic = cfg->apic;
+	cpu->apic_id = cfg->apic_id;
+	if (cfg->user_mode) {
 		reset_user_mode(cpu);
+	} else {
+		/* The architectural reset state: real mode at F000:FFF0. */
+		cpu->cr0 = 0x60000010;
+		for (unsigned s = 0; s < 6; s++) {
+			cpu->seg[s].limit = 0xffff;
+			cpu->seg[s].attr = X86_SEG_P | X86_SEG_S | 0x3;
+		}
+		cpu->seg[X86_CS].sel = 0xf000;
+		cpu->seg[X86_CS].base = 0xffff0000;
+		cpu->seg[X86_CS].attr = X86_SEG_P | X86_SEG_S | 0xb;
+		cpu->idtr.limit = 0xffff;
+		cpu->gdtr.limit = 0xffff;
+		cpu->ldtr.limit = 0xffff;
+		cpu->ldtr.attr = X86_SEG_P | 0x2;
+		cpu->tr.limit = 0xffff;
+		cpu->tr.attr = X86_SEG_P | 0xb;
+		cpu->rip = 0xfff0;
+		cpu->regs[X86_RDX] = 0x600; /* family 6 */
+		cpu->pat = 0x0007040600070406ull;
+		x86_update_mode(cpu);
+	}
 	x86_flush_tlb(cpu);
 	return cpu;
 fail:
@@ -400,12 +440,6 @@ void x86_cpu_free(struct x86_cpu *cpu)
 	free(cpu);
 }
 
-static void update_segbase(struct x86_cpu *cpu)
-{
-	for (unsigned s = 0; s < 6; s++)
-		cpu->segbase[s] = (cpu->code64 && s < X86_FS) ? 0 : cpu->seg[s].base;
-	cpu->segbase[X86_SEG_NONE] = 0;
-}
 
 void x86_get_state(struct x86_cpu *cpu, struct x86_state *st)
 {
@@ -453,13 +487,6 @@ void x86_set_state(struct x86_cpu *cpu, const struct x86_state *st)
 	x86_fpu_from_fxsave(cpu, &st->fx);
 	cpu->mxcsr = st->fx.mxcsr;
 	memcpy(cpu->xmm, st->fx.xmm, sizeof(cpu->xmm));
-	cpu->code64 = (cpu->efer & 0x400) && (cpu->seg[X86_CS].attr & 0x200);
-	cpu->cpl = cpu->seg[X86_CS].sel & 3;
-	if (cpu->user_mode) {
-		cpu->code64 = 1;
-		cpu->cpl = 3;
-	}
-	cpu->sp_mask = cpu->code64 ? ~0ull : (cpu->seg[X86_SS].attr & 0x400) ? 0xffffffffull : 0xffff;
-	update_segbase(cpu);
+	x86_update_mode(cpu);
 	x86_flush_tlb(cpu);
 }

@@ -5,66 +5,7 @@
  * that fault in user mode.
  */
 #include "cpu/x86/alu.h"
-
-X86_HANDLER(x86_h_hlt)
-{
-	if (cpu->cpl != 0)
-		x86_raise(cpu, X86_GP, 0);
-	cpu->rip = i->next_rip;
-	cpu->exit->reason = X86_EXIT_HLT;
-	longjmp(cpu->jmp, 2);
-}
-
-X86_HANDLER(x86_h_syscall)
-{
-	if (!(cpu->efer & 1) && !cpu->user_mode) /* EFER.SCE */
-		x86_raise(cpu, X86_UD, 0);
-	if (cpu->user_mode) {
-		/* As the hardware does: RCX = return address, R11 = RFLAGS. */
-		cpu->regs[X86_RCX] = i->next_rip;
-		cpu->regs[X86_R11] = x86_flags(cpu) & ~(uint64_t)(1u << 16);
-		cpu->rip = i->next_rip;
-		cpu->exit->reason = X86_EXIT_SYSCALL;
-		longjmp(cpu->jmp, 2);
-	}
-	x86_raise(cpu, X86_UD, 0); /* system mode comes with the PC machine */
-}
-
-X86_HANDLER(x86_h_int3)
-{
-	/* A trap: the saved RIP is after the instruction. */
-	cpu->rip = i->next_rip;
-	cpu->exit->reason = X86_EXIT_EXCEPTION;
-	cpu->exit->vector = X86_BP;
-	cpu->exit->error_code = 0;
-	longjmp(cpu->jmp, 2);
-}
-
-X86_HANDLER(x86_h_int)
-{
-	unsigned n = i->imm & 0xff;
-	/* User mode: the gates open to ring 3 are those of Linux: #BP and #OF
-	 * (traps: the saved RIP is after the instruction); any other vector
-	 * is #GP(vector * 8 + 2). */
-	if (n == X86_BP || n == X86_OFV) {
-		cpu->rip = i->next_rip;
-		cpu->exit->reason = X86_EXIT_EXCEPTION;
-		cpu->exit->vector = (uint8_t)n;
-		cpu->exit->error_code = 0;
-		longjmp(cpu->jmp, 2);
-	}
-	x86_raise(cpu, X86_GP, n * 8 + 2);
-}
-
-/* INT1 (ICEBP, F1): a #DB trap that ignores the gate's DPL. */
-X86_HANDLER(x86_h_int1)
-{
-	cpu->rip = i->next_rip;
-	cpu->exit->reason = X86_EXIT_EXCEPTION;
-	cpu->exit->vector = X86_DB;
-	cpu->exit->error_code = 0;
-	longjmp(cpu->jmp, 2);
-}
+#include "cpu/x86/sys.h"
 
 X86_HANDLER(x86_h_pause)
 {
@@ -75,12 +16,11 @@ X86_HANDLER(x86_h_pause)
 /* CPUID: what this CPU implements, and nothing more. */
 void x86_cpuid(struct x86_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
-	(void)cpu;
 	(void)sub;
 	out[0] = out[1] = out[2] = out[3] = 0;
 	switch (leaf) {
 	case 0:
-		out[0] = 0xd;
+		out[0] = cpu->user_mode ? 0xd : 0x15;
 		memcpy(&out[1], "Genu", 4); /* EBX EDX ECX spell the vendor */
 		memcpy(&out[3], "ineI", 4);
 		memcpy(&out[2], "ntel", 4);
@@ -88,8 +28,26 @@ void x86_cpuid(struct x86_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]
 	case 1:
 		out[0] = 0x000606a0 | 0x6; /* family 6, model 0x6a-like, stepping 6 */
 		out[1] = (8u << 8);          /* CLFLUSH line size 64 bytes */
+		out[1] |= (uint32_t)cpu->apic_id << 24;
 		out[2] = X86_CPUID_1_ECX;
 		out[3] = X86_CPUID_1_EDX;
+		if (!cpu->user_mode) {
+			out[2] |= 1u << 31; /* running under a hypervisor */
+			out[3] |= (1u << 3) | (1u << 5) | (1u << 6) | (1u << 13); /* PSE MSR PAE PGE */
+			if (cpu->apic) {
+				out[3] |= 1u << 9;
+				out[2] |= 1u << 24; /* TSC-deadline timer */
+			}
+		}
+		break;
+	case 0x15:
+		/* TSC / core crystal: 1 GHz, ratio 1 (the machine's TSC and
+		 * LAPIC timer both count at 1 GHz) */
+		if (!cpu->user_mode) {
+			out[0] = 1;
+			out[1] = 1;
+			out[2] = 1000000000u;
+		}
 		break;
 	case 0x80000000:
 		out[0] = 0x80000008;
@@ -97,6 +55,8 @@ void x86_cpuid(struct x86_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]
 	case 0x80000001:
 		out[2] = X86_CPUID_81_ECX;
 		out[3] = X86_CPUID_81_EDX;
+		if (!cpu->user_mode)
+			out[3] |= 1u << 20; /* NX */
 		break;
 	case 0x80000002: memcpy(out, "maquina software", 16); break;
 	case 0x80000003: memcpy(out, " x86-64 CPU\0\0\0\0\0", 16); break;
@@ -121,6 +81,10 @@ X86_HANDLER(x86_h_cpuid)
 
 uint64_t x86_rdtsc(struct x86_cpu *cpu)
 {
+	uint64_t v;
+	/* In a machine the TSC is the machine's (consistent with its timers). */
+	if (cpu->sys_ops && cpu->sys_ops->rdmsr && cpu->sys_ops->rdmsr(cpu->sys_opaque, 0x10, &v) == 0)
+		return v;
 	/* 1 GHz: the TSC counts host nanoseconds plus the guest's offset. */
 	return clock_ns() + cpu->tsc_offset;
 }
@@ -237,43 +201,10 @@ X86_HANDLER(x86_h_mov_from_seg)
 	return i + 1;
 }
 
-/* MOV Sreg, r/m and POP/PUSH of segment registers need descriptor loads,
- * which come with protected mode; in user-program mode only a null or the
- * current selector is accepted. */
-X86_HANDLER(x86_h_mov_to_seg)
-{
-	if (i->reg == X86_CS || i->reg > X86_GS)
-		x86_raise(cpu, X86_UD, 0);
-	uint16_t sel = (uint16_t)x86_get_rm(cpu, i, 2);
-	if (sel != cpu->seg[i->reg].sel && !(sel < 4 && i->reg != X86_SS))
-		x86_raise(cpu, X86_GP, sel & 0xfffc);
-	cpu->seg[i->reg].sel = sel;
-	return i + 1;
-}
-
 X86_HANDLER(x86_h_push_seg)
 {
 	x86_push(cpu, i->osz, cpu->seg[i->aux].sel);
 	return i + 1;
-}
-
-X86_HANDLER(x86_h_pop_seg)
-{
-	x86_raise(cpu, X86_GP, 0);
-}
-
-/* Privileged instructions, in user-program mode. */
-X86_HANDLER(x86_h_priv)
-{
-	(void)i;
-	x86_raise(cpu, X86_GP, 0);
-}
-
-/* IN/OUT/INS/OUTS with IOPL 0 at CPL 3 and no I/O bitmap: #GP(0). */
-X86_HANDLER(x86_h_io)
-{
-	(void)i;
-	x86_raise(cpu, X86_GP, 0);
 }
 
 /* RDFSBASE/RDGSBASE/WRFSBASE/WRGSBASE (F3 0F AE /0-/3): #UD unless

@@ -15,9 +15,23 @@ enum access { ACC_READ, ACC_WRITE, ACC_FETCH };
 void x86_flush_tlb(struct x86_cpu *cpu)
 {
 	for (unsigned k = 0; k < X86_TLB_SIZE; k++) {
-		cpu->tlb[k].tag_r = cpu->tlb[k].tag_w = cpu->tlb[k].tag_x = 1;
+		cpu->tlb[k].tag_r = cpu->tlb[k].tag_w = cpu->tlb[k].tag_x = X86_TLB_INVALID;
 		cpu->tlb[k].ppn = ~0ull;
 	}
+}
+
+void x86_flush_tlb_page(struct x86_cpu *cpu, uint64_t la)
+{
+	/* Large pages are cached as 4 KiB entries: an INVLPG inside one must
+	 * drop all of them, so flush everything when large pages are in use. */
+	if (cpu->tlb_has_large) {
+		x86_flush_tlb(cpu);
+		cpu->tlb_has_large = false;
+		return;
+	}
+	struct x86_tlb_entry *e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)];
+	e->tag_r = e->tag_w = e->tag_x = X86_TLB_INVALID;
+	e->ppn = ~0ull;
 }
 
 static bool canonical(uint64_t la)
@@ -30,45 +44,189 @@ static uint32_t pf_error(const struct x86_cpu *cpu, enum access acc, bool presen
 	uint32_t e = present ? 1 : 0;
 	if (acc == ACC_WRITE)
 		e |= 2;
-	if (cpu->cpl == 3)
+	if (cpu->mmu_idx)
 		e |= 4;
-	if (acc == ACC_FETCH)
+	if (acc == ACC_FETCH && (cpu->efer & X86_EFER_NXE))
 		e |= 16;
 	return e;
 }
 
-/* Linear to physical.  Raises #GP for a non-canonical address. */
-static uint64_t translate(struct x86_cpu *cpu, uint64_t la, enum access acc)
+/* Guest-physical 8-byte (or 4-byte) page-table entry access. */
+static uint64_t *pte_ptr(struct x86_cpu *cpu, uint64_t pa)
 {
-	(void)acc;
+	bool writable;
+	uint8_t *page = cpu->mem_ops->page_ptr(cpu->mem_opaque, pa & X86_PAGE_MASK, &writable);
+	return page ? (uint64_t *)(void *)(page + (pa & 0xff8)) : NULL;
+}
+
+#define PTE_P 1ull
+#define PTE_W 2ull
+#define PTE_U 4ull
+#define PTE_A 0x20ull
+#define PTE_D 0x40ull
+#define PTE_PS 0x80ull
+#define PTE_NX (1ull << 63)
+#define PTE_ADDR 0x000ffffffffff000ull
+
+struct walk {
+	uint64_t pa;
+	bool writable, user, exec, dirty, large;
+};
+
+/* Walks the page tables for la.  Raises #PF on a miss or a permission
+ * violation for this access; sets accessed (and, for writes, dirty) bits. */
+static void page_walk(struct x86_cpu *cpu, uint64_t la, enum access acc, struct walk *w)
+{
+	bool user_access = cpu->mmu_idx != 0;
+	bool wp = (cpu->cr0 & X86_CR0_WP) != 0;
+	bool nxe = (cpu->efer & X86_EFER_NXE) != 0;
+	uint64_t rsvd_nx = nxe ? 0 : PTE_NX;
+	uint64_t *ptes[5];
+	int levels, n = 0;
+	uint64_t table, e = 0;
+	unsigned shift;
+
+	w->writable = w->user = w->exec = true;
+	w->large = false;
+	if (cpu->efer & X86_EFER_LMA) {
+		levels = 4;
+		table = cpu->cr3 & PTE_ADDR;
+		shift = 39;
+	} else if (cpu->cr4 & X86_CR4_PAE) {
+		/* PAE: the 4 PDPTEs are indexed by la[31:30] */
+		uint64_t *p = pte_ptr(cpu, (cpu->cr3 & 0xffffffe0u) + ((la >> 30) & 3) * 8);
+		if (!p || !(*p & PTE_P))
+			x86_raise_pf(cpu, la, pf_error(cpu, acc, false));
+		table = *p & PTE_ADDR;
+		levels = 2;
+		shift = 21;
+	} else {
+		/* 32-bit paging: 4-byte entries */
+		uint32_t *pde, *pt;
+		bool wr;
+		uint8_t *pg = cpu->mem_ops->page_ptr(cpu->mem_opaque, cpu->cr3 & 0xfffff000u, &wr);
+		if (!pg)
+			x86_raise_pf(cpu, la, pf_error(cpu, acc, false));
+		pde = (uint32_t *)(void *)(pg + ((la >> 22) & 0x3ff) * 4);
+		uint32_t d = __atomic_load_n(pde, __ATOMIC_RELAXED);
+		if (!(d & PTE_P))
+			x86_raise_pf(cpu, la, pf_error(cpu, acc, false));
+		w->writable = d & PTE_W;
+		w->user = d & PTE_U;
+		if ((d & PTE_PS) && (cpu->cr4 & X86_CR4_PSE)) {
+			e = d;
+			w->pa = ((uint64_t)(d & 0xffc00000u) | ((uint64_t)(d >> 13) & 0xff) << 32) | (la & 0x3fffff);
+			w->large = true;
+			goto check32;
+		}
+		pg = cpu->mem_ops->page_ptr(cpu->mem_opaque, d & 0xfffff000u, &wr);
+		if (!pg)
+			x86_raise_pf(cpu, la, pf_error(cpu, acc, false));
+		pt = (uint32_t *)(void *)(pg + ((la >> 12) & 0x3ff) * 4);
+		e = __atomic_load_n(pt, __ATOMIC_RELAXED);
+		if (!(e & PTE_P))
+			x86_raise_pf(cpu, la, pf_error(cpu, acc, false));
+		w->writable = w->writable && (e & PTE_W);
+		w->user = w->user && (e & PTE_U);
+		w->pa = (e & 0xfffff000u) | (la & 0xfff);
+		__atomic_fetch_or(pde, (uint32_t)PTE_A, __ATOMIC_RELAXED);
+	check32:
+		if ((user_access && !w->user) ||
+		    (acc == ACC_WRITE && !w->writable && (user_access || wp)))
+			x86_raise_pf(cpu, la, pf_error(cpu, acc, true));
+		{
+			uint32_t *leaf = w->large ? pde : pt;
+			uint32_t set = (uint32_t)PTE_A | (acc == ACC_WRITE ? (uint32_t)PTE_D : 0);
+			if ((e & set) != set)
+				__atomic_fetch_or(leaf, set, __ATOMIC_RELAXED);
+			w->dirty = (e & PTE_D) || acc == ACC_WRITE;
+		}
+		return;
+	}
+	for (int lvl = levels; lvl >= 1; lvl--) {
+		uint64_t *p = pte_ptr(cpu, table + ((la >> shift) & 511) * 8);
+		if (!p)
+			x86_raise_pf(cpu, la, pf_error(cpu, acc, false));
+		e = __atomic_load_n(p, __ATOMIC_RELAXED);
+		if (!(e & PTE_P))
+			x86_raise_pf(cpu, la, pf_error(cpu, acc, false));
+		if (e & rsvd_nx)
+			x86_raise_pf(cpu, la, pf_error(cpu, acc, true) | 8);
+		ptes[n++] = p;
+		w->writable = w->writable && (e & PTE_W);
+		w->user = w->user && (e & PTE_U);
+		w->exec = w->exec && !(e & PTE_NX);
+		if (lvl == 1 || ((e & PTE_PS) && lvl == 2)) {
+			uint64_t off_mask = (1ull << shift) - 1;
+			w->pa = (e & PTE_ADDR & ~off_mask) | (la & off_mask);
+			w->large = lvl > 1;
+			break;
+		}
+		if (e & PTE_PS) /* 1 GiB pages are not advertised */
+			x86_raise_pf(cpu, la, pf_error(cpu, acc, true) | 8);
+		table = e & PTE_ADDR;
+		shift -= 9;
+	}
+	if ((user_access && !w->user) ||
+	    (acc == ACC_WRITE && !w->writable && (user_access || wp)) ||
+	    (acc == ACC_FETCH && nxe && !w->exec))
+		x86_raise_pf(cpu, la, pf_error(cpu, acc, true));
+	/* Accessed bits on every level, dirty on the leaf for writes. */
+	for (int k = 0; k < n - 1; k++)
+		if (!(*ptes[k] & PTE_A))
+			__atomic_fetch_or(ptes[k], PTE_A, __ATOMIC_RELAXED);
+	uint64_t set = PTE_A | (acc == ACC_WRITE ? PTE_D : 0);
+	if ((e & set) != set)
+		__atomic_fetch_or(ptes[n - 1], set, __ATOMIC_RELAXED);
+	w->dirty = (e & PTE_D) || acc == ACC_WRITE;
+}
+
+/* Linear to physical.  Raises #GP for a non-canonical address and #PF for
+ * a paging fault. */
+static uint64_t translate(struct x86_cpu *cpu, uint64_t la, enum access acc, struct walk *w)
+{
 	if (cpu->code64 && !canonical(la)) {
 		/* An access through SS (a memory operand with an RSP or RBP base,
 		 * ENTER, LEAVE) faults with #SS, any other with #GP. */
 		const struct x86_insn *i = cpu->cur;
 		x86_raise(cpu, (i && i->seg == X86_SS) ? X86_SS_FAULT : X86_GP, 0);
 	}
-	return la;
+	if (!(cpu->cr0 & X86_CR0_PG) || cpu->user_mode) {
+		w->pa = cpu->code64 ? la : (la & 0xffffffffu);
+		w->writable = w->user = w->exec = w->dirty = true;
+		w->large = false;
+		return w->pa;
+	}
+	page_walk(cpu, la, acc, w);
+	return w->pa;
 }
 
 /* Fills the TLB entry for la's page.  Returns the entry, or NULL when the
  * page is not RAM (MMIO); *pa gets the physical address of la. */
 static struct x86_tlb_entry *tlb_fill(struct x86_cpu *cpu, uint64_t la, enum access acc, uint64_t *pa)
 {
-	uint64_t page = la & X86_PAGE_MASK;
+	uint64_t page = la & X86_PAGE_MASK, tag = page | cpu->mmu_idx;
 	bool writable = true;
-	*pa = translate(cpu, la, acc);
+	struct walk w;
+	*pa = translate(cpu, la, acc, &w);
 	uint64_t ppage = *pa & X86_PAGE_MASK;
 	uint8_t *host = cpu->mem_ops->page_ptr(cpu->mem_opaque, ppage, &writable);
 	if (!host)
 		return NULL;
 	struct x86_tlb_entry *e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)];
-	e->tag_r = page;
-	e->tag_x = page;
+	bool user_access = cpu->mmu_idx != 0;
+	bool can_write = w.dirty && (w.writable || (!user_access && !(cpu->cr0 & X86_CR0_WP)));
+	e->tag_r = tag;
+	e->tag_x = w.exec || !(cpu->efer & X86_EFER_NXE) ? tag : X86_TLB_INVALID;
 	e->ppn = ppage >> 12;
-	e->tag_w = (writable && !x86_is_code_page(cpu, e->ppn)) ? page : 1;
+	e->tag_w = (writable && can_write && !x86_is_code_page(cpu, e->ppn)) ? tag : X86_TLB_INVALID;
 	e->addend = (uintptr_t)host - (uintptr_t)page;
-	if (acc == ACC_WRITE && !writable)
-		x86_raise_pf(cpu, la, pf_error(cpu, acc, true));
+	if (w.large)
+		cpu->tlb_has_large = true;
+	if (acc == ACC_WRITE && !writable) {
+		/* ROM: writes are dropped, as on a PC */
+		return NULL;
+	}
 	return e;
 }
 
@@ -96,7 +254,7 @@ static uint8_t *write_target(struct x86_cpu *cpu, uint64_t la, uint64_t *pa)
 	if (x86_is_code_page(cpu, e->ppn)) {
 		/* Self-modifying code: drop what was decoded from this page. */
 		x86_invalidate_code_page(cpu, e->ppn);
-		e->tag_w = la & X86_PAGE_MASK;
+		e->tag_w = (la & X86_PAGE_MASK) | cpu->mmu_idx;
 	}
 	return (uint8_t *)(uintptr_t)(la + e->addend);
 }
@@ -219,7 +377,7 @@ void x86_read128(struct x86_cpu *cpu, uint64_t la, x86_xmm *out, bool aligned)
 	if (aligned && (la & 15))
 		x86_raise(cpu, X86_GP, 0);
 	struct x86_tlb_entry *e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)];
-	if (likely(e->tag_r == (la & X86_PAGE_MASK) && (la & 0xfff) <= 4096 - 16)) {
+	if (likely(e->tag_r == ((la & X86_PAGE_MASK) | cpu->mmu_idx) && (la & 0xfff) <= 4096 - 16)) {
 		memcpy(out, (void *)(uintptr_t)(la + e->addend), 16);
 		return;
 	}
@@ -231,7 +389,7 @@ void x86_write128(struct x86_cpu *cpu, uint64_t la, const x86_xmm *v, bool align
 	if (aligned && (la & 15))
 		x86_raise(cpu, X86_GP, 0);
 	struct x86_tlb_entry *e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)];
-	if (likely(e->tag_w == (la & X86_PAGE_MASK) && (la & 0xfff) <= 4096 - 16)) {
+	if (likely(e->tag_w == ((la & X86_PAGE_MASK) | cpu->mmu_idx) && (la & 0xfff) <= 4096 - 16)) {
 		memcpy((void *)(uintptr_t)(la + e->addend), v, 16);
 		return;
 	}
@@ -242,7 +400,7 @@ const uint8_t *x86_fetch_ptr(struct x86_cpu *cpu, uint64_t la, unsigned *avail, 
 {
 	struct x86_tlb_entry *e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)];
 	*avail = 4096 - (unsigned)(la & 0xfff);
-	if (likely(e->tag_x == (la & X86_PAGE_MASK)))
+	if (likely(e->tag_x == ((la & X86_PAGE_MASK) | cpu->mmu_idx)))
 		return (const uint8_t *)(uintptr_t)(la + e->addend);
 	if (!fault && cpu->code64 && !canonical(la))
 		return NULL;
@@ -258,10 +416,40 @@ const uint8_t *x86_fetch_ptr(struct x86_cpu *cpu, uint64_t la, unsigned *avail, 
 uint64_t x86_fetch_phys(struct x86_cpu *cpu, uint64_t la)
 {
 	struct x86_tlb_entry *e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)];
-	if (likely(e->tag_x == (la & X86_PAGE_MASK)))
+	if (likely(e->tag_x == ((la & X86_PAGE_MASK) | cpu->mmu_idx)))
 		return (e->ppn << 12) | (la & 0xfff);
 	unsigned avail;
 	x86_fetch_ptr(cpu, la, &avail, true);
 	e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)];
 	return (e->ppn << 12) | (la & 0xfff);
+}
+
+const uint8_t *x86_fetch_probe(struct x86_cpu *cpu, uint64_t la, unsigned *avail)
+{
+	struct x86_tlb_entry *e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)];
+	*avail = 4096 - (unsigned)(la & 0xfff);
+	if (likely(e->tag_x == ((la & X86_PAGE_MASK) | cpu->mmu_idx)))
+		return (const uint8_t *)(uintptr_t)(la + e->addend);
+	if (cpu->code64 && !canonical(la))
+		return NULL;
+	/* A fault here belongs to a later instruction: catch it and keep the
+	 * architectural state (CR2, the exit record) as it was. */
+	jmp_buf saved;
+	struct x86_exit saved_exit = *cpu->exit;
+	uint64_t saved_cr2 = cpu->cr2;
+	const struct x86_insn *saved_cur = cpu->cur;
+	const uint8_t *volatile p = NULL;
+	memcpy(saved, cpu->jmp, sizeof(saved));
+	cpu->cur = NULL;
+	if (setjmp(cpu->jmp) == 0) {
+		uint64_t pa;
+		e = tlb_fill(cpu, la, ACC_FETCH, &pa);
+		if (e)
+			p = (const uint8_t *)(uintptr_t)(la + e->addend);
+	}
+	memcpy(cpu->jmp, saved, sizeof(saved));
+	*cpu->exit = saved_exit;
+	cpu->cr2 = saved_cr2;
+	cpu->cur = saved_cur;
+	return p;
 }

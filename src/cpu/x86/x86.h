@@ -105,12 +105,29 @@ struct x86_mem_ops {
 	int (*mmio_write)(void *opaque, uint64_t gpa, unsigned size, uint64_t val);
 };
 
+/* System-mode hooks: how the CPU reaches the machine beyond memory.  Only
+ * used when the CPU is not in user-program mode. */
+struct x86_sys_ops {
+	/* Port I/O; size 1, 2 or 4.  Reads of nothing return all ones. */
+	void (*pio_read)(void *opaque, uint16_t port, unsigned size, uint32_t *val);
+	void (*pio_write)(void *opaque, uint16_t port, unsigned size, uint32_t val);
+	/* Acknowledges the highest-priority pending external interrupt (INTR)
+	 * and returns its vector, or -1 if none is pending any more. */
+	int (*intr_ack)(void *opaque);
+	/* MSRs the machine owns (IA32_APIC_BASE, TSC_DEADLINE): return 0, or
+	 * -ENOENT when the MSR is not the machine's (the CPU then decides),
+	 * or another negative errno for #GP. */
+	int (*rdmsr)(void *opaque, uint32_t msr, uint64_t *val);
+	int (*wrmsr)(void *opaque, uint32_t msr, uint64_t val);
+};
+
 enum x86_exit_reason {
 	X86_EXIT_ICOUNT,    /* the instruction budget of x86_run() is spent */
 	X86_EXIT_HLT,       /* HLT executed */
 	X86_EXIT_SYSCALL,   /* SYSCALL in user-program mode (rip is after it) */
 	X86_EXIT_EXCEPTION, /* an exception the CPU does not deliver itself */
 	X86_EXIT_REQUEST,   /* x86_cpu_request_exit() was called */
+	X86_EXIT_SHUTDOWN,  /* triple fault (system mode) */
 };
 
 struct x86_exit {
@@ -128,6 +145,14 @@ struct x86_cpu_config {
 	/* Longest decoded block, in instructions; 1 makes x86_run() step one
 	 * instruction per block (the differential test uses it).  0: default. */
 	unsigned max_block_insns;
+	/* System mode: the machine's hooks (NULL in user-program mode). */
+	const struct x86_sys_ops *sys_ops;
+	void *sys_opaque;
+	/* Advertise a local APIC (CPUID.1:EDX.APIC) and its x2APIC-less MMIO
+	 * interface; the machine provides it. */
+	bool apic;
+	/* This CPU's initial APIC ID (CPUID.1:EBX[31:24]). */
+	uint8_t apic_id;
 };
 
 /* Creates a CPU in the reset state for the given mode, reaching memory
@@ -148,6 +173,15 @@ void x86_run(struct x86_cpu *cpu, uint64_t max_insns, struct x86_exit *exit);
 
 /* Instructions retired since the CPU was created. */
 uint64_t x86_icount(const struct x86_cpu *cpu);
+
+/* Sets the level of the INTR line (an external interrupt is pending at the
+ * interrupt controller) and of NMI; safe from another thread.  A halted
+ * CPU's owner must also wake it. */
+void x86_cpu_set_intr(struct x86_cpu *cpu, bool level);
+void x86_cpu_nmi(struct x86_cpu *cpu);
+/* True when the CPU would take a pending INTR now (IF set, no shadow);
+ * the owner of a halted CPU uses it to decide whether to wake it. */
+bool x86_cpu_can_take_intr(const struct x86_cpu *cpu);
 
 /* Makes a running x86_run() return X86_EXIT_REQUEST at the next block
  * boundary; safe to call from another thread or a signal handler. */

@@ -225,10 +225,10 @@ static unsigned compare(const struct dt_case *c, struct dt_result *nat, struct d
 		skipped++;
 		return 0;
 	}
-	/* Linux reports #PF on kernel-half addresses with P set (it does not
-	 * say whether the page is present); the flat user space of the
-	 * interpreter has no kernel half. */
-	if (nat->vector == X86_PF_FAULT && nat->fault_addr >= 0xffff800000000000ull)
+	/* Linux reports #PF at or above TASK_SIZE_MAX (the last user page
+	 * included) with P set, whether or not a page is there; the flat
+	 * user space of the interpreter has no kernel half. */
+	if (nat->vector == X86_PF_FAULT && nat->fault_addr >= 0x7ffffffff000ull)
 		nat->error_code &= ~1u;
 	if (nat->vector != emu->vector) {
 		rp(r, "  %-10s native %-18d interp %d (255: none)   fault addr native %#" PRIx64
@@ -601,8 +601,11 @@ int main(int argc, char **argv)
 
 	unsigned uncovered = check_coverage(m->cpu, avail | fam_mask, verbose);
 	printf("decoder opcodes without a generator entry: %u\n", uncovered);
-	if (coverage_only)
+	if (coverage_only) {
+		x86_cpu_free(m->cpu);
+		free(m);
 		return uncovered ? 1 : 0;
+	}
 
 	int r = dt_native_map();
 	if (r < 0) {

@@ -1,0 +1,313 @@
+/*
+ * Firmware tables of the PC board: e820, the Intel MultiProcessor
+ * Specification 1.4 table, and ACPI (RSDP v2, RSDT, XSDT, FADT 6.0, DSDT,
+ * MADT), checksummed.  Built in host buffers with explicit offsets, then
+ * copied into guest RAM with mem_write.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "machine/machine.h"
+
+unsigned pc_isa_irq_to_gsi(unsigned isa_irq)
+{
+	return isa_irq == 0 ? 2 : isa_irq;
+}
+
+uint8_t pc_checksum(const uint8_t *p, size_t len)
+{
+	uint8_t sum = 0;
+	for (size_t i = 0; i < len; i++)
+		sum += p[i];
+	return (uint8_t)-sum;
+}
+
+static void e820_add(struct e820_map *map, uint64_t addr, uint64_t size, uint32_t type)
+{
+	if (size && map->count < E820_MAX)
+		map->e[map->count++] = (struct e820_entry){ addr, size, type };
+}
+
+void pc_e820(const struct mem *mem, struct e820_map *map)
+{
+	memset(map, 0, sizeof(*map));
+	e820_add(map, 0, PC_EBDA, E820_RAM);
+	e820_add(map, PC_EBDA, MEM_PC_VGA_START - PC_EBDA, E820_RESERVED);
+	e820_add(map, PC_BIOS_AREA, PC_BIOS_AREA_END - PC_BIOS_AREA, E820_RESERVED);
+	uint64_t low = mem_lowmem_end(mem);
+	if (low > PC_HIGH_MEM)
+		e820_add(map, PC_HIGH_MEM, low - PC_HIGH_MEM, E820_RAM);
+	uint64_t high = mem_highmem_size(mem);
+	if (high)
+		e820_add(map, MEM_PC_4G, high, E820_RAM);
+}
+
+/* little-endian stores into a byte buffer */
+static void w8(uint8_t *b, size_t off, uint8_t v) { b[off] = v; }
+static void w16(uint8_t *b, size_t off, uint16_t v) { b[off] = (uint8_t)v; b[off + 1] = (uint8_t)(v >> 8); }
+static void w32(uint8_t *b, size_t off, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		b[off + i] = (uint8_t)(v >> (8 * i));
+}
+static void w64(uint8_t *b, size_t off, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		b[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+/* ---- MP table ---- */
+
+#define MP_CPU_ENTRY 20
+#define MP_SMALL_ENTRY 8
+#define MP_HEADER 44
+#define MP_FLOATING 16
+
+int pc_write_mptable(struct mem *mem, unsigned nr_cpus)
+{
+	/* entries: CPUs, 1 bus, 1 IOAPIC, 16 ISA interrupts (IRQ 2 is the
+	 * cascade, IRQ 0 goes to pin 2, ExtINT on pin 0), 2 local */
+	unsigned nr_irq = 16, nr_local = 2;
+	size_t len = MP_HEADER + nr_cpus * MP_CPU_ENTRY +
+		     (1 + 1 + nr_irq + nr_local) * MP_SMALL_ENTRY;
+	uint8_t buf[MP_FLOATING + MP_HEADER + PC_MAX_CPUS * MP_CPU_ENTRY + 32 * MP_SMALL_ENTRY];
+	if (nr_cpus == 0 || nr_cpus > PC_MAX_CPUS || MP_FLOATING + len > MEM_PC_VGA_START - PC_EBDA)
+		return -EINVAL;
+	memset(buf, 0, sizeof(buf));
+	uint8_t *fp = buf, *t = buf + MP_FLOATING;
+	uint32_t table_addr = (uint32_t)(PC_EBDA + MP_FLOATING);
+
+	memcpy(fp, "_MP_", 4);
+	w32(fp, 4, table_addr);
+	w8(fp, 8, 1);	 /* length in 16-byte units */
+	w8(fp, 9, 4);	 /* spec 1.4 */
+	/* features 1-5 zero: a configuration table is present, no IMCR */
+
+	memcpy(t, "PCMP", 4);
+	w16(t, 4, (uint16_t)len);
+	w8(t, 6, 4);
+	memcpy(t + 8, "MAQUINA ", 8);
+	memcpy(t + 16, "PC          ", 12);
+	w32(t, 36, (uint32_t)PC_LAPIC_BASE);
+	size_t off = MP_HEADER;
+	unsigned count = 0;
+	for (unsigned i = 0; i < nr_cpus; i++, count++) {
+		w8(t, off, 0);			  /* processor */
+		w8(t, off + 1, (uint8_t)i);	  /* LAPIC ID */
+		w8(t, off + 2, 0x14);		  /* LAPIC version */
+		w8(t, off + 3, 0x01 | (i == 0 ? 0x02 : 0)); /* enabled, BSP */
+		w32(t, off + 4, 0x00000600);	  /* family 6 */
+		w32(t, off + 8, 0x00000201);	  /* FPU, APIC */
+		off += MP_CPU_ENTRY;
+	}
+	w8(t, off, 1); /* bus 0: ISA */
+	w8(t, off + 1, 0);
+	memcpy(t + off + 2, "ISA   ", 6);
+	off += MP_SMALL_ENTRY;
+	count++;
+	w8(t, off, 2); /* IOAPIC */
+	w8(t, off + 1, PC_IOAPIC_ID);
+	w8(t, off + 2, 0x20);
+	w8(t, off + 3, 1); /* enabled */
+	w32(t, off + 4, (uint32_t)PC_IOAPIC_BASE);
+	off += MP_SMALL_ENTRY;
+	count++;
+	for (unsigned irq = 0; irq < 16; irq++) {
+		if (irq == 2) {
+			/* pin 0: the 8259's ExtINT, as BIOSes describe it */
+			w8(t, off, 3);
+			w8(t, off + 1, 3); /* ExtINT */
+			w8(t, off + 4, 0); /* bus 0 */
+			w8(t, off + 5, 0);
+			w8(t, off + 6, PC_IOAPIC_ID);
+			w8(t, off + 7, 0);
+		} else {
+			w8(t, off, 3);	   /* I/O interrupt */
+			w8(t, off + 1, 0); /* INT */
+			w16(t, off + 2, 0); /* conforms to the bus: edge, high */
+			w8(t, off + 4, 0);
+			w8(t, off + 5, (uint8_t)irq);
+			w8(t, off + 6, PC_IOAPIC_ID);
+			w8(t, off + 7, (uint8_t)pc_isa_irq_to_gsi(irq));
+		}
+		off += MP_SMALL_ENTRY;
+		count++;
+	}
+	/* local interrupts: ExtINT -> LINT0, NMI -> LINT1 of every CPU */
+	for (unsigned i = 0; i < 2; i++) {
+		w8(t, off, 4);
+		w8(t, off + 1, i == 0 ? 3 : 1);
+		w8(t, off + 4, 0);
+		w8(t, off + 5, 0);
+		w8(t, off + 6, 0xff);
+		w8(t, off + 7, (uint8_t)i);
+		off += MP_SMALL_ENTRY;
+		count++;
+	}
+	w16(t, 34, (uint16_t)count);
+	w8(t, 7, pc_checksum(t, len));
+	w8(fp, 10, pc_checksum(fp, MP_FLOATING));
+	return mem_write(mem, PC_EBDA, buf, MP_FLOATING + len);
+}
+
+/* ---- ACPI ---- */
+
+#define ACPI_HDR 36
+
+static void acpi_header(uint8_t *t, const char *sig, uint32_t len, uint8_t rev)
+{
+	memcpy(t, sig, 4);
+	w32(t, 4, len);
+	w8(t, 8, rev);
+	memcpy(t + 10, "MAQUIN", 6);
+	memcpy(t + 16, "MAQUINPC", 8);
+	w32(t, 24, 1);
+	memcpy(t + 28, "MAQN", 4);
+	w32(t, 32, 1);
+}
+
+static void acpi_finish(uint8_t *t, uint32_t len)
+{
+	t[9] = 0;
+	t[9] = pc_checksum(t, len);
+}
+
+/* Generic Address Structure: system I/O, bit width, byte access. */
+static void gas_io(uint8_t *b, size_t off, uint8_t bits, uint16_t port)
+{
+	w8(b, off, 1);
+	w8(b, off + 1, bits);
+	w8(b, off + 2, 0);
+	w8(b, off + 3, 1);
+	w64(b, off + 4, port);
+}
+
+int pc_write_acpi(struct mem *mem, unsigned nr_cpus, uint64_t *rsdp_addr)
+{
+	if (nr_cpus == 0 || nr_cpus > PC_MAX_CPUS)
+		return -EINVAL;
+	uint8_t area[PC_BIOS_AREA_END - PC_BIOS_AREA];
+	memset(area, 0, sizeof(area));
+	const uint64_t base = PC_BIOS_AREA;
+	size_t rsdp = 0, rsdt = 0x40, xsdt = 0x80, fadt = 0x100, facs = 0x240, dsdt = 0x300,
+	       madt = 0x400;
+
+	/* FACS (64-byte aligned, no checksum) */
+	memcpy(area + facs, "FACS", 4);
+	w32(area + facs, 4, 64);
+	w8(area + facs, 32, 2); /* version */
+
+	/* DSDT: Name (_S5, Package () { 5, 5, 0, 0 }) */
+	static const uint8_t aml[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
+				       0x0a, ACPI_PM_S5_TYP, 0x0a, ACPI_PM_S5_TYP, 0x00, 0x00 };
+	uint32_t dsdt_len = ACPI_HDR + sizeof(aml);
+	acpi_header(area + dsdt, "DSDT", dsdt_len, 2);
+	memcpy(area + dsdt + ACPI_HDR, aml, sizeof(aml));
+	acpi_finish(area + dsdt, dsdt_len);
+
+	/* FADT 6.0, 276 bytes */
+	uint8_t *f = area + fadt;
+	uint32_t fadt_len = 276;
+	acpi_header(f, "FACP", fadt_len, 6);
+	w32(f, 36, (uint32_t)(base + facs));
+	w32(f, 40, (uint32_t)(base + dsdt));
+	w8(f, 45, 0);			  /* unspecified PM profile */
+	w16(f, 46, PC_ISA_IRQ_SCI);	  /* SCI_INT */
+	w32(f, 48, 0);			  /* SMI_CMD 0: always in ACPI mode */
+	w32(f, 56, PC_PORT_ACPI_PM);	  /* PM1a_EVT_BLK */
+	w32(f, 64, PC_PORT_ACPI_PM + 4);  /* PM1a_CNT_BLK */
+	w32(f, 76, PC_PORT_ACPI_PM + 8);  /* PM_TMR_BLK */
+	w8(f, 88, 4);			  /* PM1_EVT_LEN */
+	w8(f, 89, 2);			  /* PM1_CNT_LEN */
+	w8(f, 91, 4);			  /* PM_TMR_LEN */
+	w16(f, 96, 0x65);		  /* no C2 */
+	w16(f, 98, 0x3e9);		  /* no C3 */
+	w8(f, 108, 0x32);		  /* CENTURY in CMOS */
+	w16(f, 109, 0x0003);		  /* IAPC_BOOT_ARCH: legacy devices, 8042 */
+	/* flags: WBINVD, PROC_C1, PWR_BUTTON and SLP_BUTTON as control
+	 * methods (none), RESET_REG_SUP */
+	w32(f, 112, (1u << 0) | (1u << 2) | (1u << 4) | (1u << 5) | (1u << 10));
+	gas_io(f, 116, 8, 0x64);	  /* RESET_REG: the i8042 command port */
+	w8(f, 128, 0xfe);		  /* RESET_VALUE */
+	w8(f, 131, 0);			  /* minor version */
+	w64(f, 132, base + facs);	  /* X_FIRMWARE_CTRL */
+	w64(f, 140, base + dsdt);	  /* X_DSDT */
+	gas_io(f, 148, 32, PC_PORT_ACPI_PM);	  /* X_PM1a_EVT_BLK */
+	gas_io(f, 172, 16, PC_PORT_ACPI_PM + 4);  /* X_PM1a_CNT_BLK */
+	gas_io(f, 208, 32, PC_PORT_ACPI_PM + 8);  /* X_PM_TMR_BLK */
+	memcpy(f + 268, "MAQUINA\0", 8);	  /* hypervisor vendor identity */
+	acpi_finish(f, fadt_len);
+
+	/* MADT */
+	uint8_t *m = area + madt;
+	size_t off = ACPI_HDR + 8;
+	w32(m, ACPI_HDR, (uint32_t)PC_LAPIC_BASE);
+	w32(m, ACPI_HDR + 4, 1); /* PCAT_COMPAT: 8259s present */
+	for (unsigned i = 0; i < nr_cpus; i++) {
+		w8(m, off, 0);		/* processor local APIC */
+		w8(m, off + 1, 8);
+		w8(m, off + 2, (uint8_t)i); /* ACPI processor UID */
+		w8(m, off + 3, (uint8_t)i); /* APIC ID */
+		w32(m, off + 4, 1);	/* enabled */
+		off += 8;
+	}
+	w8(m, off, 1); /* IOAPIC */
+	w8(m, off + 1, 12);
+	w8(m, off + 2, PC_IOAPIC_ID);
+	w32(m, off + 4, (uint32_t)PC_IOAPIC_BASE);
+	w32(m, off + 8, 0); /* GSI base */
+	off += 12;
+	w8(m, off, 2); /* ISO: ISA IRQ 0 -> GSI 2, conforming */
+	w8(m, off + 1, 10);
+	w8(m, off + 2, 0);
+	w8(m, off + 3, PC_ISA_IRQ_PIT);
+	w32(m, off + 4, pc_isa_irq_to_gsi(PC_ISA_IRQ_PIT));
+	w16(m, off + 8, 0);
+	off += 10;
+	w8(m, off, 2); /* ISO: SCI, level, active high */
+	w8(m, off + 1, 10);
+	w8(m, off + 2, 0);
+	w8(m, off + 3, PC_ISA_IRQ_SCI);
+	w32(m, off + 4, PC_ISA_IRQ_SCI);
+	w16(m, off + 8, 0x000d);
+	off += 10;
+	w8(m, off, 4); /* local APIC NMI: all processors, LINT1 */
+	w8(m, off + 1, 6);
+	w8(m, off + 2, 0xff);
+	w16(m, off + 3, 0);
+	w8(m, off + 5, 1);
+	off += 6;
+	if (madt + off > sizeof(area))
+		return -EINVAL;
+	acpi_header(m, "APIC", (uint32_t)off, 3);
+	acpi_finish(m, (uint32_t)off);
+
+	/* RSDT / XSDT: FADT and MADT */
+	uint32_t rsdt_len = ACPI_HDR + 2 * 4, xsdt_len = ACPI_HDR + 2 * 8;
+	acpi_header(area + rsdt, "RSDT", rsdt_len, 1);
+	w32(area + rsdt, ACPI_HDR, (uint32_t)(base + fadt));
+	w32(area + rsdt, ACPI_HDR + 4, (uint32_t)(base + madt));
+	acpi_finish(area + rsdt, rsdt_len);
+	acpi_header(area + xsdt, "XSDT", xsdt_len, 1);
+	w64(area + xsdt, ACPI_HDR, base + fadt);
+	w64(area + xsdt, ACPI_HDR + 8, base + madt);
+	acpi_finish(area + xsdt, xsdt_len);
+
+	/* RSDP v2 */
+	uint8_t *r = area + rsdp;
+	memcpy(r, "RSD PTR ", 8);
+	memcpy(r + 9, "MAQUIN", 6);
+	w8(r, 15, 2);
+	w32(r, 16, (uint32_t)(base + rsdt));
+	w32(r, 20, 36);
+	w64(r, 24, base + xsdt);
+	w8(r, 8, pc_checksum(r, 20));
+	w8(r, 32, pc_checksum(r, 36));
+
+	size_t used = madt + off;
+	int ret = mem_write(mem, base, area, used);
+	if (!ret && rsdp_addr)
+		*rsdp_addr = base + rsdp;
+	return ret;
+}
