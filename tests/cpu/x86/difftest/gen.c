@@ -663,6 +663,11 @@ static bool gen_insn(struct gen *g, const struct dt_entry *e, bool last)
 		set_reg(g, g->reg | ((g->rex & 4) << 1), v);
 		break;
 	}
+	case FIX_SHXD16:
+		/* a 16-bit SHLD/SHRD by more than 16 leaves the result undefined */
+		if (g->osz == 2 && e->imm == IMM_NONE)
+			set_reg(g, X86_RCX, (dt_rand(r) & ~0x1full) | dt_below(r, 17));
+		break;
 	case FIX_LOOP:
 		if (dt_below(r, 2))
 			set_reg(g, X86_RCX, dt_below(r, 3) | (dt_below(r, 2) ? 0x100000000ull : 0));
