@@ -791,7 +791,11 @@ void dt_gen_case(struct dt_case *c, struct dt_rng *r, unsigned fam_mask, const u
 			if (!ok)
 				break;
 			c->ninsns = (uint8_t)(k + 1);
-			if (dt_entries[c->entry[k]].flags & (E_BR | E_SINGLE))
+			/* Undefined flags end a case: a later LAHF, PUSHF, SETcc,
+			 * Jcc... would carry them into compared state. */
+			const struct dt_entry *le = &dt_entries[c->entry[k]];
+			if ((le->flags & (E_BR | E_SINGLE)) || le->undef || le->fix == FIX_SHIFT_CL ||
+			    le->fix == FIX_SHXD || le->fix == FIX_SHXD16)
 				break;
 		}
 		c->insn_off[c->ninsns] = c->code_len;

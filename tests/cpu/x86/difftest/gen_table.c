@@ -244,6 +244,7 @@ const struct dt_excluded dt_excluded[] = {
 	{ 1, 0xc7, 4, 0xff, "XSAVEC: not advertised" },
 	{ 1, 0xc7, 5, 0xff, "XSAVES: not advertised" },
 	{ 1, 0xc7, 6, 0xff, "RDRAND: not deterministic, not advertised" },
+	{ 1, 0xbc, -1, 0xf3, "TZCNT: BMI1 is not advertised (it needs VEX), so F3 0F BC runs as BSF, as on CPUs without BMI1; the host has BMI1" },
 	{ 1, 0xc7, 7, 0xff, "RDSEED/RDPID: not deterministic, not advertised" },
 	{ 0, 0xc4, -1, 0xff, "VEX (AVX): not advertised, the host executes it" },
 	{ 0, 0xc5, -1, 0xff, "VEX (AVX): not advertised, the host executes it" },
