@@ -183,14 +183,26 @@ static void page_walk(struct x86_cpu *cpu, uint64_t la, enum access acc, struct 
 
 /* Linear to physical.  Raises #GP for a non-canonical address and #PF for
  * a paging fault. */
+/* A non-canonical access: through SS (a memory operand with an RSP or RBP
+ * base, ENTER, LEAVE) #SS, any other #GP. */
+static _Noreturn void noncanonical(struct x86_cpu *cpu)
+{
+	const struct x86_insn *i = cpu->cur;
+	x86_raise(cpu, (i && i->seg == X86_SS) ? X86_SS_FAULT : X86_GP, 0);
+}
+
+/* The whole of [la, la + len) must be canonical before any byte is
+ * translated (an access running off the lower half faults so, not #PF). */
+static inline void check_span(struct x86_cpu *cpu, uint64_t la, uint64_t len)
+{
+	if (cpu->code64 && !canonical(la + len - 1))
+		noncanonical(cpu);
+}
+
 static uint64_t translate(struct x86_cpu *cpu, uint64_t la, enum access acc, struct walk *w)
 {
-	if (cpu->code64 && !canonical(la)) {
-		/* An access through SS (a memory operand with an RSP or RBP base,
-		 * ENTER, LEAVE) faults with #SS, any other with #GP. */
-		const struct x86_insn *i = cpu->cur;
-		x86_raise(cpu, (i && i->seg == X86_SS) ? X86_SS_FAULT : X86_GP, 0);
-	}
+	if (cpu->code64 && !canonical(la))
+		noncanonical(cpu);
 	if (!(cpu->cr0 & X86_CR0_PG) || cpu->user_mode) {
 		w->pa = cpu->code64 ? la : (la & 0xffffffffu);
 		w->writable = w->user = w->exec = w->dirty = true;
@@ -273,6 +285,7 @@ static void write_in_page(struct x86_cpu *cpu, uint64_t la, unsigned size, uint6
 
 uint64_t x86_read_slow(struct x86_cpu *cpu, uint64_t la, unsigned size)
 {
+	check_span(cpu, la, size);
 	unsigned first = 4096 - (unsigned)(la & 0xfff);
 	if (first >= size)
 		return read_in_page(cpu, la, size);
@@ -287,6 +300,7 @@ uint64_t x86_read_slow(struct x86_cpu *cpu, uint64_t la, unsigned size)
 
 void x86_write_slow(struct x86_cpu *cpu, uint64_t la, unsigned size, uint64_t v)
 {
+	check_span(cpu, la, size);
 	unsigned first = 4096 - (unsigned)(la & 0xfff);
 	if (first >= size) {
 		write_in_page(cpu, la, size, v);
@@ -319,6 +333,7 @@ void x86_probe_write(struct x86_cpu *cpu, uint64_t la, size_t len)
 {
 	if (!len)
 		return;
+	check_span(cpu, la, len);
 	uint64_t end = la + len - 1;
 	for (uint64_t p = la & X86_PAGE_MASK;; p += X86_PAGE_SIZE) {
 		uint64_t a = p < la ? la : p, pa;
@@ -335,6 +350,8 @@ void x86_probe_write(struct x86_cpu *cpu, uint64_t la, size_t len)
 
 void x86_read_mem(struct x86_cpu *cpu, uint64_t la, void *buf, size_t len)
 {
+	if (len)
+		check_span(cpu, la, len);
 	uint8_t *out = buf;
 	while (len) {
 		unsigned chunk = (unsigned)MIN(len, 4096 - (la & 0xfff));

@@ -85,6 +85,11 @@ static void test_enter_leave_stack_faults(void)
 	CHECK_EQ_U64(ct_run(&t, (const uint8_t[]){ 0x8b, 0x45, 0x00 }, 3), X86_SS_FAULT);
 	t.st.gpr[X86_RBX] = 0x8000000000000000ull;
 	CHECK_EQ_U64(ct_run(&t, (const uint8_t[]){ 0x8b, 0x03 }, 2), X86_GP);
+	/* an access that runs off the canonical lower half: #SS/#GP, not #PF */
+	t.st.gpr[X86_RBP] = 0x7fffffffffffull;
+	CHECK_EQ_U64(ct_run(&t, (const uint8_t[]){ 0xc9 }, 1), X86_SS_FAULT);
+	t.st.gpr[X86_RBX] = 0x7ffffffffffcull;
+	CHECK_EQ_U64(ct_run(&t, (const uint8_t[]){ 0x48, 0x8b, 0x03 }, 3), X86_GP);
 	ct_fini(&t);
 }
 

@@ -181,7 +181,6 @@ const struct dt_entry dt_entries[] = {
 	UD0(0x61, 0, IMM_NONE), UD0(0x82, E_M, IMM_B), UD0(0x9a, 0, IMM_NONE),
 	UD0(0xce, 0, IMM_NONE), UD0(0xd4, 0, IMM_NONE), UD0(0xd5, 0, IMM_NONE),
 	UD0(0xd6, 0, IMM_NONE), UD0(0xea, 0, IMM_NONE),
-	X(FAM_UD, "ud 8f /1-7", 0, 0x8f, 1, 0, IMM_NONE, E_M, 0, 0),
 	X(FAM_UD, "ud c6 /7", 0, 0xc6, 7, 0, IMM_B, E_M, 0, 0),
 	X(FAM_UD, "ud c6 /3", 0, 0xc6, 3, 0, IMM_B, E_M, 0, 0),
 	X(FAM_UD, "ud c7 /7", 0, 0xc7, 7, 0, IMM_Z, E_M, 0, 0),
@@ -256,6 +255,10 @@ const struct dt_excluded dt_excluded[] = {
 	{ 1, 0x26, -1, 0xff, "vendor-specific" },
 	{ 1, 0x27, -1, 0xff, "vendor-specific" },
 	{ 1, 0x37, -1, 0xff, "GETSEC: SMX, host-dependent" },
+	{ 0, 0x8f, 1, 0xff, "8F /1-7: the XOP escape on AMD (#GP or #UD depending on the map byte)" },
+	{ 0, 0x8f, 2, 0xff, "XOP escape (AMD)" }, { 0, 0x8f, 3, 0xff, "XOP escape (AMD)" },
+	{ 0, 0x8f, 4, 0xff, "XOP escape (AMD)" }, { 0, 0x8f, 5, 0xff, "XOP escape (AMD)" },
+	{ 0, 0x8f, 6, 0xff, "XOP escape (AMD)" }, { 0, 0x8f, 7, 0xff, "XOP escape (AMD)" },
 	{ 1, 0x78, -1, 0xff, "VMREAD / AMD EXTRQ (66, F2): vendor-specific" },
 	{ 1, 0x79, -1, 0xff, "VMWRITE / AMD INSERTQ: vendor-specific" },
 };

@@ -46,5 +46,7 @@
 	I2("bsf", 1, 0xbc, -1, 0, IMM_NONE, E_M, U_BSF, 0),
 	I2("bsr", 1, 0xbd, -1, 0, IMM_NONE, E_M, U_BSF, 0),
 	I2("lzcnt", 1, 0xbd, -1, 0xf3, IMM_NONE, E_M, U_CNT, 0),
+	I2("bsf (F2, reserved)", 1, 0xbc, -1, 0xf2, IMM_NONE, E_M, U_BSF, 0),
+	I2("bsr (F2, reserved)", 1, 0xbd, -1, 0xf2, IMM_NONE, E_M, U_BSF, 0),
 	I2("popcnt", 1, 0xb8, -1, 0xf3, IMM_NONE, E_M, 0, 0),
 	I2("ud 0f b8 (jmpe)", 1, 0xb8, -1, 0, IMM_NONE, E_M, 0, 0),
