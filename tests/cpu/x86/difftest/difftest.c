@@ -168,6 +168,20 @@ static void normalize_fx(struct x86_fxsave *fx, uint32_t undef)
 
 static void normalize_mem(uint8_t *mem, const struct dt_case *c)
 {
+	if (c->env_off >= 0) {
+		/* FNSTENV/FNSAVE: the instruction and data pointers and FOP, for
+		 * the reasons given in normalize_fx(); and the unused upper
+		 * halves of the 32-bit format's 16-bit fields. */
+		uint8_t *p = mem + c->env_off;
+		if (c->env16) {
+			memset(p + 6, 0, 8);
+		} else {
+			memset(p + 12, 0, 16);
+			memset(p + 2, 0, 2);
+			memset(p + 6, 0, 2);
+			memset(p + 10, 0, 2);
+		}
+	}
 	if (c->fxsave_off < 0)
 		return;
 	uint8_t *p = mem + c->fxsave_off;
