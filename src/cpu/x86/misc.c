@@ -216,8 +216,9 @@ X86_HANDLER(x86_h_rdfsgsbase)
 	x86_raise(cpu, X86_UD, 0);
 }
 
-/* FWAIT: #MF when an unmasked x87 exception is pending (FSW.ES). */
-X86_HANDLER(x86_h_fwait)
+/* FWAIT: #MF when an unmasked x87 exception is pending (FSW.ES).  Weak:
+ * the x87 family's own FWAIT replaces it. */
+__attribute__((weak)) X86_HANDLER(x86_h_fwait)
 {
 	if (cpu->fpu.fsw & 0x80)
 		x86_raise(cpu, X86_MF, 0);

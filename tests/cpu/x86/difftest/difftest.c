@@ -389,6 +389,8 @@ static unsigned available_families(struct x86_cpu *cpu)
 		m |= 1u << FAM_SSE4;
 	if (decodes(cpu, (const uint8_t[]){ 0xd9, 0xc0 }, 2))
 		m |= 1u << FAM_X87;
+	if (decodes(cpu, (const uint8_t[]){ 0x0f, 0xfc, 0xc0 }, 3))
+		m |= 1u << FAM_MMX;
 	return m;
 }
 
@@ -553,7 +555,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: difftest [--seed N] [--count N] [--family F[,F...]|all] [--verbose]\n"
 			"                [--max-report N] [--coverage]\n"
-			"families: core int2 sse sse4 x87 ud (default: those the decoder has)\n");
+			"families: core int2 sse sse4 x87 mmx ud (default: those the decoder has)\n");
 	return 2;
 }
 

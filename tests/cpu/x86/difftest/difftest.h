@@ -30,7 +30,7 @@
 #define DT_MAX_CODE 64
 #define DT_MAX_INSNS 4
 
-enum dt_family { FAM_CORE, FAM_INT2, FAM_SSE, FAM_SSE4, FAM_X87, FAM_UD, FAM_N };
+enum dt_family { FAM_CORE, FAM_INT2, FAM_SSE, FAM_SSE4, FAM_X87, FAM_UD, FAM_MMX, FAM_N };
 extern const char *const dt_family_name[FAM_N];
 
 /* Architectural state the harness sets and compares. */

@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-const char *const dt_family_name[FAM_N] = { "core", "int2", "sse", "sse4", "x87", "ud" };
+const char *const dt_family_name[FAM_N] = { "core", "int2", "sse", "sse4", "x87", "ud", "mmx" };
 
 /* Values that find edge cases more often than uniform random ones. */
 uint64_t dt_special(struct dt_rng *r)
