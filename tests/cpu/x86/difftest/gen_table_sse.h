@@ -238,7 +238,7 @@
 	X(FAM_SSE, "haddps", 1, 0x7c, -1, 0xf2, IMM_NONE, E_M | E_NO66 | E_A16, 0, 0),
 	X(FAM_SSE, "hsubpd", 1, 0x7d, -1, 0x66, IMM_NONE, E_M | E_NO66 | E_A16, 0, 0),
 	X(FAM_SSE, "hsubps", 1, 0x7d, -1, 0xf2, IMM_NONE, E_M | E_NO66 | E_A16, 0, 0),
-	X(FAM_SSE, "movd/q r/m,mm", 1, 0x7e, -1, 0x00, IMM_NONE, E_M | E_NO66 | E_A16, 0, 0),
+	X(FAM_MMX, "movd/q r/m,mm", 1, 0x7e, -1, 0x00, IMM_NONE, E_M | E_NO66 | E_A16, 0, 0),
 	X(FAM_SSE, "movd/q r/m,xmm", 1, 0x7e, -1, 0x66, IMM_NONE, E_M | E_NO66 | E_A16, 0, 0),
 	X(FAM_SSE, "movq xmm,xmm/m64", 1, 0x7e, -1, 0xf3, IMM_NONE, E_M | E_NO66 | E_A16, 0, 0),
 	X(FAM_MMX, "movq mm/m64,mm", 1, 0x7f, -1, 0x00, IMM_NONE, E_M | E_NO66 | E_A16, 0, 0),
