@@ -162,8 +162,8 @@ static void put_le(struct gen *g, uint64_t v, unsigned len)
 
 static void add_patch(struct dt_case *c, uint64_t addr, const void *bytes, unsigned len)
 {
-	if (addr < DT_DATA || addr + len > DT_DATA + DT_DATA_SIZE || c->npatch >= 6)
-		return;
+	if (addr - DT_DATA >= DT_DATA_SIZE || addr - DT_DATA + len > DT_DATA_SIZE || c->npatch >= 6)
+		return; /* (unsigned: an address below the page wraps to a huge offset) */
 	struct dt_patch *p = &c->patch[c->npatch++];
 	p->off = (uint16_t)(addr - DT_DATA);
 	p->len = (uint8_t)len;

@@ -165,6 +165,7 @@ static void write_stub(uint64_t addr, unsigned k)
 /* --- the child --- */
 
 static struct dt_result *volatile g_res;
+static void run_one(const struct dt_case *c, const uint8_t *pool, struct dt_result *r);
 
 static void on_signal(int sig, siginfo_t *si, void *ucv)
 {
@@ -178,12 +179,18 @@ static void on_signal(int sig, siginfo_t *si, void *ucv)
 
 	if (!r) {
 		/* Not from guest code: the harness itself crashed. */
-		char msg[128] = "difftest: native child: unexpected signal NN at rip 0x";
+		char msg[160] = "difftest: native child: unexpected signal NN at run_one+0x";
 		unsigned n = (unsigned)strlen(msg);
+		uint64_t off = rip - (uint64_t)(uintptr_t)run_one;
 		msg[42] = (char)('0' + sig / 10);
 		msg[43] = (char)('0' + sig % 10);
 		for (int k = 60; k >= 0; k -= 4)
-			msg[n++] = "0123456789abcdef"[(rip >> k) & 15];
+			msg[n++] = "0123456789abcdef"[(off >> k) & 15];
+		static const char a[] = " addr 0x";
+		memcpy(msg + n, a, sizeof(a) - 1);
+		n += sizeof(a) - 1;
+		for (int k = 60; k >= 0; k -= 4)
+			msg[n++] = "0123456789abcdef"[((uint64_t)(uintptr_t)si->si_addr >> k) & 15];
 		msg[n++] = '\n';
 		(void)!write(2, msg, n);
 		_exit(100 + sig);
