@@ -75,11 +75,8 @@ static void emu_run(struct emu *m, const struct dt_case *c, const uint8_t *pool,
 {
 	struct x86_state st = m->base;
 	struct x86_exit ex;
-	uint8_t *code = m->code + (DT_TEST - DT_CODE);
-
-	memset(code, 0xcc, DT_MAX_CODE + 16);
-	memcpy(code, c->code, c->code_len);
-	x86_invalidate_code(m->cpu, DT_TEST, DT_MAX_CODE + 16);
+	dt_code_image(c, m->code);
+	x86_invalidate_code(m->cpu, DT_CODE, DT_CODE_SIZE);
 	dt_case_memory(c, pool, m->data);
 	memcpy(st.gpr, c->in.gpr, sizeof(st.gpr));
 	st.rip = DT_TEST;
@@ -601,6 +598,12 @@ int main(int argc, char **argv)
 		}
 	}
 
+	int r = dt_native_map();
+	if (r < 0) {
+		fprintf(stderr, "difftest: cannot map the fixed test pages at %#llx..%#llx: %s\n",
+			DT_CODE, DT_STATE + 0x1000, strerror(-r));
+		return 1;
+	}
 	struct emu *m = calloc(1, sizeof(*m));
 	if (!m || emu_init(m) < 0) {
 		fprintf(stderr, "difftest: out of memory creating the CPU\n");
@@ -623,12 +626,6 @@ int main(int argc, char **argv)
 		return uncovered ? 1 : 0;
 	}
 
-	int r = dt_native_map();
-	if (r < 0) {
-		fprintf(stderr, "difftest: cannot map the fixed test pages at %#llx..%#llx: %s\n",
-			DT_CODE, DT_STATE + 0x1000, strerror(-r));
-		return 1;
-	}
 	dt_disasm_init();
 	read_host_maps();
 

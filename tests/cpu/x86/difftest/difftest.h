@@ -173,6 +173,9 @@ void dt_disasm_init(void);
 void dt_disasm_fini(void);
 void dt_disasm(const uint8_t *code, unsigned len, uint64_t addr, char *out, size_t outlen);
 
+/* The code pages of case c (prologue, epilogue, stubs, test code), the
+ * same for the native child and the interpreter. */
+void dt_code_image(const struct dt_case *c, uint8_t *page);
 /* Address of landing stub k. */
 uint64_t dt_stub_addr(const struct dt_case *c, unsigned k);
 

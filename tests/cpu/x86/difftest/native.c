@@ -41,6 +41,10 @@
 #define C_EPILOGUE (DT_CODE + 0x600)
 #define C_RECOVER (DT_CODE + 0x700)
 
+/* The code pages as dt_native_map() wrote them, before any case. */
+static uint8_t pristine[DT_CODE_SIZE];
+static void write_stub(uint8_t *page, uint64_t addr, unsigned k);
+
 struct asm_buf {
 	uint8_t *p;
 	uint64_t addr; /* guest address of *p */
@@ -142,7 +146,16 @@ int dt_native_map(void)
 		return -errno;
 	memset(host(DT_CODE), 0xcc, DT_CODE_SIZE);
 	write_fixed_code();
+	memcpy(pristine, host(DT_CODE), DT_CODE_SIZE);
 	return 0;
+}
+
+void dt_code_image(const struct dt_case *c, uint8_t *page)
+{
+	memcpy(page, pristine, DT_CODE_SIZE);
+	memcpy(page + (DT_TEST - DT_CODE), c->code, c->code_len);
+	for (unsigned k = 0; k < DT_NSTUBS; k++)
+		write_stub(page, dt_stub_addr(c, k), k);
 }
 
 uint64_t dt_stub_addr(const struct dt_case *c, unsigned k)
@@ -152,10 +165,10 @@ uint64_t dt_stub_addr(const struct dt_case *c, unsigned k)
 	return DT_BACK_STUBS + DT_STUB_BYTES * (k - 8);
 }
 
-static void write_stub(uint64_t addr, unsigned k)
+static void write_stub(uint8_t *page, uint64_t addr, unsigned k)
 {
 	static const uint8_t movd[] = { 0xc7 };
-	struct asm_buf a = { host(addr), addr };
+	struct asm_buf a = { page + (addr - DT_CODE), addr };
 
 	emit_abs(&a, 0, movd, 1, 0, S_LAND);
 	emit32(&a, k);
@@ -241,9 +254,9 @@ static void run_one(const struct dt_case *c, const uint8_t *pool, struct dt_resu
 	uint32_t host_mxcsr;
 
 	dt_case_memory(c, pool, host(DT_DATA));
-	memcpy(host(DT_TEST), c->code, c->code_len);
-	for (unsigned k = 0; k < DT_NSTUBS; k++)
-		write_stub(dt_stub_addr(c, k), k);
+	/* The whole code image, so that an instruction that wrote into it
+	 * (a random pointer into the code pages) leaves no trace. */
+	dt_code_image(c, host(DT_CODE));
 	memcpy(host(S_IN_GPR), c->in.gpr, sizeof(c->in.gpr));
 	memcpy(host(S_IN_FLAGS), &c->in.rflags, 8);
 	memcpy(host(S_IN_FX), &c->in.fx, sizeof(c->in.fx));
