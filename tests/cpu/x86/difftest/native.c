@@ -245,7 +245,6 @@ static void child_setup(void)
 	for (unsigned k = 0; k < sizeof(sigs) / sizeof(sigs[0]); k++)
 		if (sigaction(sigs[k], &sa, NULL) < 0)
 			_exit(91);
-	alarm(120);
 }
 
 static void run_one(const struct dt_case *c, const uint8_t *pool, struct dt_result *r)
@@ -299,6 +298,7 @@ static void child_loop(struct dt_native *nt, unsigned start)
 			start = 0;
 		}
 		unsigned n = nt->ctl->n;
+		alarm(60); /* per batch: a hung case kills the child, not the run */
 		for (unsigned k = start; k < n; k++) {
 			run_one(&nt->cases[k], nt->pool, &nt->res[k]);
 			__atomic_store_n(&nt->ctl->done, k + 1, __ATOMIC_RELEASE);
