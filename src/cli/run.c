@@ -741,6 +741,7 @@ int cmd_run(int argc, char **argv)
 	int c;
 
 	optind = 1;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': o.kernel = optarg; break;
@@ -767,7 +768,13 @@ int cmd_run(int argc, char **argv)
 		case 'n': o.no_reboot = true; break;
 		case 'A': o.accel = optarg; break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		default:
+			if (optopt)
+				log_error("run: option '-%c' is not known or lacks its value; 'maquina run --help' lists the options", optopt);
+			else
+				log_error("run: option '%s' is not known or lacks its value; 'maquina run --help' lists the options",
+					  argv[optind - 1]);
+			return 2;
 		}
 	}
 	if (optind < argc) {
@@ -791,8 +798,12 @@ int cmd_run(int argc, char **argv)
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	vm->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->wake_fd < 0 || open_serial(vm, o.serial) < 0)
+	if (vm->wake_fd < 0 || open_serial(vm, o.serial) < 0) {
+		if (vm->wake_fd >= 0)
+			close(vm->wake_fd);
+		free(vm);
 		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	if (vm->console_tty)
 		tty_raw();
@@ -804,6 +815,11 @@ int cmd_run(int argc, char **argv)
 	if (vm->why[0])
 		log_error("run: %s", vm->why);
 	int status = vm->exit_status;
+	close(vm->wake_fd);
+	if (vm->serial_out > STDERR_FILENO)
+		close(vm->serial_out);
+	if (vm->serial_in > STDERR_FILENO && vm->serial_in != vm->serial_out)
+		close(vm->serial_in);
 	free(vm);
 	return status;
 }

@@ -58,20 +58,28 @@ void hw_clock_free(struct hw_clock *clock)
 	free(clock);
 }
 
+/* Time may be read from any thread (RDTSC on vCPU threads): `now` only
+ * moves forward, by compare-and-swap. */
+static void clock_advance(struct hw_clock *c, uint64_t t)
+{
+	uint64_t cur = __atomic_load_n(&c->now, __ATOMIC_RELAXED);
+	while (t > cur &&
+	       !__atomic_compare_exchange_n(&c->now, &cur, t, true, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED))
+		;
+}
+
 uint64_t hw_clock_ns(struct hw_clock *c)
 {
-	if (!c->manual) {
-		uint64_t t = clock_ns() - c->host_base;
-		if (t > c->now)
-			c->now = t;
-	}
-	return c->now;
+	if (!c->manual)
+		clock_advance(c, clock_ns() - c->host_base);
+	return __atomic_load_n(&c->now, __ATOMIC_RELAXED);
 }
 
 void hw_clock_set_ns(struct hw_clock *c, uint64_t ns)
 {
-	if (c->manual && ns > c->now)
-		c->now = ns;
+	if (c->manual)
+		clock_advance(c, ns);
 }
 
 uint64_t hw_clock_tsc_hz(const struct hw_clock *c)

@@ -140,6 +140,8 @@ static inline void irq_pulse(const struct irq *irq)
  *     sleep until min(hw_clock_next_deadline(clock), an event)
  * The notify callback tells the run loop that the earliest deadline moved
  * earlier (a device armed a timer), so a sleeping loop can recompute.
+ * hw_clock_ns / hw_clock_tsc may be called from any thread; timers, like
+ * the devices, are used under the caller's lock.
  */
 struct hw_clock;
 typedef void hw_timer_fn(void *opaque);
@@ -311,7 +313,9 @@ void i8042_kbd_put(struct i8042 *kbc, uint8_t code);
 
 #define LAPIC_DEFAULT_BASE 0xfee00000ull
 #define LAPIC_MMIO_SIZE 0x1000
-#define LAPIC_BUS_HZ 1000000000ull /* timer input before the divider */
+/* The timer's input before the divider.  A CPU that reports it as the
+ * crystal in CPUID 0x15 (ECX) lets Linux skip LAPIC timer calibration. */
+#define LAPIC_BUS_HZ 1000000000ull
 
 /* APIC_BASE MSR bits */
 #define LAPIC_BASE_BSP (1u << 8)
@@ -405,7 +409,9 @@ void lapic_set_lint(struct lapic *lapic, unsigned pin, bool level);
  *   v >= 0             a fixed vector outranks PPR: lapic_ack(l, v) and
  *                      deliver v
  *   LAPIC_INTR_EXTINT  LINT0 is ExtINT (or the APIC is hardware-disabled)
- *                      and the PIC asserts INTR: deliver pic_get_interrupt()
+ *                      and the PIC asserts INTR, or an ExtINT message came
+ *                      over the bus: lapic_ack(l, LAPIC_INTR_EXTINT), then
+ *                      deliver pic_get_interrupt() if pic_intr_asserted()
  *   LAPIC_INTR_NONE    nothing deliverable now
  * lapic_get_interrupt changes no state.  lapic_ack(l, v) moves v from IRR
  * to ISR (raising PPR) and must only follow a get that returned v.

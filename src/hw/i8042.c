@@ -68,8 +68,11 @@ void i8042_kbd_put(struct i8042 *k, uint8_t code)
 static void kbd_command(struct i8042 *k, uint8_t v)
 {
 	if (k->pending_kbd) {
+		uint8_t cmd = k->pending_kbd;
 		k->pending_kbd = 0;
 		kbc_push(k, 0xfa, false); /* parameter acknowledged */
+		if (cmd == 0xf0 && v == 0) /* get scan code set: 2, as translated */
+			kbc_push(k, (k->cmd_byte & 0x40) ? 0x41 : 0x02, false);
 		return;
 	}
 	switch (v) {

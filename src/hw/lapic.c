@@ -57,6 +57,7 @@ struct lapic {
 	uint64_t tsc_deadline;
 	struct hw_timer timer;
 	bool lint_level[2];
+	bool extint_msg; /* an ExtINT message from the bus, until acknowledged */
 	unsigned events;
 	uint8_t sipi_vector;
 	apic_kick_fn *kick;
@@ -132,8 +133,8 @@ static void accept(struct lapic *l, enum apic_delivery mode, uint8_t vector, boo
 		l->sipi_vector = vector;
 		break;
 	case APIC_DM_EXTINT:
-		/* the PIC supplies the vector: treat as LINT0 ExtINT */
-		l->lint_level[0] = true;
+		/* the PIC supplies the vector (an IOAPIC pin in ExtINT mode) */
+		l->extint_msg = true;
 		break;
 	default:
 		return;
@@ -290,6 +291,8 @@ uint64_t lapic_get_tsc_deadline(const struct lapic *l)
 
 static bool extint_pending(const struct lapic *l)
 {
+	if (l->extint_msg)
+		return true;
 	if (!l->lint_level[0])
 		return false;
 	if (!lapic_hw_enabled(l))
@@ -312,6 +315,10 @@ int lapic_get_interrupt(struct lapic *l)
 
 void lapic_ack(struct lapic *l, int vector)
 {
+	if (vector == LAPIC_INTR_EXTINT) {
+		l->extint_msg = false;
+		return;
+	}
 	if (vector < 0 || vector > 255 || !bit_test(l->irr, (unsigned)vector))
 		return;
 	bit_clear(l->irr, (unsigned)vector);
@@ -598,6 +605,7 @@ void lapic_reset(struct lapic *l)
 	l->tmict = l->tdcr = 0;
 	l->tsc_deadline = 0;
 	l->events = 0;
+	l->extint_msg = false;
 	l->lint_level[0] = lint0;
 	l->lint_level[1] = lint1;
 }

@@ -2,8 +2,9 @@
  * The 8254 PIT: three 16-bit counters at 1.193182 MHz, modes 0-5, latch
  * and read-back commands, channel 2's gate and OUT through port 0x61.
  * Counters are computed from the clock (ticks since the count was loaded)
- * rather than stepped; channel 0 arms a timer for its next OUT change and
- * drives IRQ 0 with OUT.  BCD counting is accepted but counts in binary.
+ * rather than stepped; channel 0 arms a timer for the next rising edge of
+ * OUT and gives IRQ 0 that edge.  BCD counting is accepted but counts in
+ * binary; the gate does not pause modes 0 and 4.
  */
 #include <stdlib.h>
 

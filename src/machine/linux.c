@@ -33,6 +33,7 @@
 #define HDR_RELOCATABLE 0x234
 #define HDR_XLOADFLAGS 0x236
 #define HDR_CMDLINE_SIZE 0x238
+#define HDR_SETUP_DATA 0x250
 #define HDR_PREF_ADDRESS 0x258
 #define HDR_INIT_SIZE 0x260
 #define HDR_END_MIN 0x264 /* what a 2.10+ header must reach */
@@ -205,6 +206,8 @@ int linux_load(struct mem *mem, const struct linux_boot *boot, struct boot_cpu_s
 	bp[HDR_LOADFLAGS] = (uint8_t)((bp[HDR_LOADFLAGS] & ~0x20) | CAN_USE_HEAP); /* not QUIET */
 	wr16(bp + HDR_HEAP_END_PTR, 0xfe00);
 	wr32(bp + HDR_CMD_LINE_PTR, (uint32_t)PC_CMDLINE);
+	if (hdr_end > HDR_SETUP_DATA)
+		wr64(bp + HDR_SETUP_DATA, 0); /* no setup_data list: never the file's */
 	wr32(bp + BP_EXT_CMD_LINE_PTR, 0);
 	if (initrd_addr) {
 		wr32(bp + HDR_RAMDISK_IMAGE, (uint32_t)initrd_addr);

@@ -40,12 +40,24 @@ struct machine {
 	uint64_t rsdp;
 	enum machine_request request;
 	int exit_status;
+	const struct irqchip_ops *irqchip;
+	void *irqchip_opaque;
 };
+
+void machine_set_irqchip(struct machine *m, const struct irqchip_ops *ops, void *opaque)
+{
+	m->irqchip = ops;
+	m->irqchip_opaque = opaque;
+}
 
 /* ---- IRQ routing ---- */
 
 void machine_irq_line(struct machine *m, unsigned gsi, bool level)
 {
+	if (m->irqchip) {
+		m->irqchip->gsi(m->irqchip_opaque, gsi, level);
+		return;
+	}
 	if (gsi < IOAPIC_NUM_PINS)
 		ioapic_set_irq(m->ioapic, gsi, level);
 	if (gsi < 16 && gsi != 0)
@@ -56,12 +68,20 @@ void machine_isa_irq(struct machine *m, unsigned isa_irq, bool level)
 {
 	if (isa_irq >= 16 || isa_irq == 2)
 		return;
+	if (m->irqchip) {
+		m->irqchip->isa_irq(m->irqchip_opaque, isa_irq, level);
+		return;
+	}
 	pic_set_irq(m->pic, isa_irq, level);
 	ioapic_set_irq(m->ioapic, pc_isa_irq_to_gsi(isa_irq), level);
 }
 
 void machine_msi(struct machine *m, uint64_t addr, uint32_t data)
 {
+	if (m->irqchip) {
+		m->irqchip->msi(m->irqchip_opaque, addr, data);
+		return;
+	}
 	apic_bus_msi(m->apic_bus, addr, data);
 }
 
@@ -139,22 +159,30 @@ int machine_cpu_get_interrupt(struct machine *m, unsigned cpu)
 	struct lapic *l = m->lapic[cpu];
 	int v = lapic_get_interrupt(l);
 	if (v == LAPIC_INTR_EXTINT) {
-		if (!pic_intr_asserted(m->pic))
+		lapic_ack(l, LAPIC_INTR_EXTINT);
+		if (pic_intr_asserted(m->pic))
+			return pic_get_interrupt(m->pic);
+		v = lapic_get_interrupt(l); /* an ExtINT message with nothing behind it */
+		if (v < 0)
 			return -1;
-		return pic_get_interrupt(m->pic);
 	}
-	if (v >= 0)
-		lapic_ack(l, v);
-	return v >= 0 ? v : -1;
+	lapic_ack(l, v);
+	return v;
 }
 
 bool machine_cpu_has_interrupt(struct machine *m, unsigned cpu)
 {
 	if (cpu >= m->nr_cpus)
 		return false;
-	int v = lapic_get_interrupt(m->lapic[cpu]);
-	if (v == LAPIC_INTR_EXTINT)
-		return pic_intr_asserted(m->pic);
+	struct lapic *l = m->lapic[cpu];
+	int v = lapic_get_interrupt(l);
+	if (v == LAPIC_INTR_EXTINT && pic_intr_asserted(m->pic))
+		return true;
+	if (v == LAPIC_INTR_EXTINT) {
+		/* a stale ExtINT message: look past it at the fixed vectors */
+		lapic_ack(l, LAPIC_INTR_EXTINT);
+		v = lapic_get_interrupt(l);
+	}
 	return v >= 0;
 }
 

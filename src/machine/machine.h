@@ -36,7 +36,8 @@
 #define PC_MB_INFO_END 0x1f000ull
 #define PC_CMDLINE 0x20000ull	     /* kernel command line, up to 64 KiB */
 #define PC_CMDLINE_MAX 0x10000ull
-#define PC_EBDA 0x9fc00ull	     /* MP floating pointer + table */
+#define PC_EBDA 0x9fc00ull	     /* reserved like a BIOS EBDA */
+#define PC_MPTABLE 0xf0000ull	     /* MP floating pointer + table */
 #define PC_BIOS_AREA 0xe0000ull	     /* ACPI tables (RSDP first) */
 #define PC_BIOS_AREA_END 0x100000ull
 #define PC_HIGH_MEM 0x100000ull	     /* kernels load here */
@@ -80,14 +81,15 @@ struct e820_map {
 };
 
 /* The map of mem's PC layout: RAM [0, 0x9fc00), reserved [0x9fc00,
- * 0xa0000) and [0xe0000, 1 MiB), RAM [1 MiB, lowmem), RAM above 4 GiB. */
+ * 0xa0000) and [0xe0000, 1 MiB) (ACPI and MP tables), RAM [1 MiB,
+ * lowmem), RAM above 4 GiB. */
 void pc_e820(const struct mem *mem, struct e820_map *map);
 
 /* ------------------------------------------------------------------ */
 /* Firmware tables                                                     */
 
 /*
- * Writes an MP table (floating pointer at PC_EBDA, config table after it)
+ * Writes an MP table (floating pointer at PC_MPTABLE, config table after it)
  * for nr_cpus processors (APIC IDs 0..nr_cpus-1, 0 the BSP), the ISA bus,
  * the IOAPIC and the ISA interrupt assignments, with LINT0 = ExtINT and
  * LINT1 = NMI.  Returns 0, -EINVAL (nr_cpus 0 or too many to fit) or
@@ -96,7 +98,7 @@ void pc_e820(const struct mem *mem, struct e820_map *map);
 int pc_write_mptable(struct mem *mem, unsigned nr_cpus);
 
 /*
- * Writes ACPI tables in [PC_BIOS_AREA, PC_BIOS_AREA_END): RSDP (v2) at
+ * Writes ACPI tables in [PC_BIOS_AREA, PC_MPTABLE): RSDP (v2) at
  * PC_BIOS_AREA, RSDT, XSDT, FADT (not hardware-reduced: PM1a/PM timer at
  * PC_PORT_ACPI_PM, SCI on IRQ 9, reset through port 0x64 value 0xfe, RTC
  * century at CMOS 0x32, 8042 present), a DSDT whose only object is \_S5,
@@ -297,6 +299,21 @@ void machine_isa_irq(struct machine *m, unsigned isa_irq, bool level);
 void machine_msi(struct machine *m, uint64_t addr, uint32_t data);
 
 /*
+ * Where interrupts go when the interrupt controllers are not these
+ * devices (KVM's in-kernel irqchip: KVM_IRQ_LINE / KVM_SIGNAL_MSI).  Once
+ * set, machine_isa_irq, machine_irq_line and machine_msi (and so every
+ * device's IRQ) call these instead of the emulated PIC/IOAPIC/LAPICs.
+ * isa_irq gets the ISA IRQ number (0..15, its GSI is pc_isa_irq_to_gsi());
+ * gsi gets a GSI.  NULL ops go back to the emulated controllers.
+ */
+struct irqchip_ops {
+	void (*isa_irq)(void *opaque, unsigned isa_irq, bool level);
+	void (*gsi)(void *opaque, unsigned gsi, bool level);
+	void (*msi)(void *opaque, uint64_t addr, uint32_t data);
+};
+void machine_set_irqchip(struct machine *m, const struct irqchip_ops *ops, void *opaque);
+
+/*
  * The emulated CPU's interrupt check for vCPU cpu when it can take one
  * (RFLAGS.IF=1, no shadow): returns the vector to deliver, already
  * acknowledged at the LAPIC or the PIC, or -1.  machine_cpu_has_interrupt
@@ -313,5 +330,33 @@ enum machine_request machine_take_request(struct machine *m, int *status);
  * firmware or a test kernel can find them. */
 int machine_fw_cfg_kernel(struct machine *m, uint64_t kernel_addr, uint64_t kernel_size,
 			  uint64_t initrd_addr, uint64_t initrd_size, const char *cmdline);
+
+/* ------------------------------------------------------------------ */
+/* Host character backends for the serial port                         */
+
+/*
+ * A host end for a UART: "stdio" (the terminal, in raw mode while open if
+ * it is one, restored on close; Ctrl-A x asks to quit, Ctrl-A a sends a
+ * Ctrl-A), "file:PATH" (output only, truncated), "unix:PATH" (a listening
+ * socket; one client at a time, output dropped while none), or "null".
+ * Returns 0 and *out, or -errno with err->msg.
+ */
+struct chardev_host;
+int chardev_host_open(const char *spec, struct chardev_host **out, struct loader_error *err);
+/* Wraps two descriptors (input may be -1); escape enables Ctrl-A handling.
+ * The descriptors are not closed by chardev_host_close. */
+struct chardev_host *chardev_host_from_fds(int in_fd, int out_fd, bool escape);
+void chardev_host_close(struct chardev_host *h);
+/* The struct chardev to give to uart_new / machine_config.serial. */
+struct chardev chardev_host_dev(struct chardev_host *h);
+/* The descriptor to poll for input (a listening or connected socket, or
+ * stdin), or -1. */
+int chardev_host_poll_fd(const struct chardev_host *h);
+/*
+ * Moves the input that is available now (never blocks) into the UART, as
+ * much as its FIFO takes; accepts a waiting unix-socket client.  Returns
+ * 1 if the user typed Ctrl-A x, 0 otherwise, or -errno on a read error.
+ */
+int chardev_host_pump(struct chardev_host *h, struct uart *uart);
 
 #endif

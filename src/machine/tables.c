@@ -72,11 +72,11 @@ int pc_write_mptable(struct mem *mem, unsigned nr_cpus)
 	size_t len = MP_HEADER + nr_cpus * MP_CPU_ENTRY +
 		     (1 + 1 + nr_irq + nr_local) * MP_SMALL_ENTRY;
 	uint8_t buf[MP_FLOATING + MP_HEADER + PC_MAX_CPUS * MP_CPU_ENTRY + 32 * MP_SMALL_ENTRY];
-	if (nr_cpus == 0 || nr_cpus > PC_MAX_CPUS || MP_FLOATING + len > MEM_PC_VGA_START - PC_EBDA)
+	if (nr_cpus == 0 || nr_cpus > PC_MAX_CPUS || MP_FLOATING + len > PC_BIOS_AREA_END - PC_MPTABLE)
 		return -EINVAL;
 	memset(buf, 0, sizeof(buf));
 	uint8_t *fp = buf, *t = buf + MP_FLOATING;
-	uint32_t table_addr = (uint32_t)(PC_EBDA + MP_FLOATING);
+	uint32_t table_addr = (uint32_t)(PC_MPTABLE + MP_FLOATING);
 
 	memcpy(fp, "_MP_", 4);
 	w32(fp, 4, table_addr);
@@ -148,7 +148,7 @@ int pc_write_mptable(struct mem *mem, unsigned nr_cpus)
 	w16(t, 34, (uint16_t)count);
 	w8(t, 7, pc_checksum(t, len));
 	w8(fp, 10, pc_checksum(fp, MP_FLOATING));
-	return mem_write(mem, PC_EBDA, buf, MP_FLOATING + len);
+	return mem_write(mem, PC_MPTABLE, buf, MP_FLOATING + len);
 }
 
 /* ---- ACPI ---- */
@@ -187,7 +187,7 @@ int pc_write_acpi(struct mem *mem, unsigned nr_cpus, uint64_t *rsdp_addr)
 {
 	if (nr_cpus == 0 || nr_cpus > PC_MAX_CPUS)
 		return -EINVAL;
-	uint8_t area[PC_BIOS_AREA_END - PC_BIOS_AREA];
+	uint8_t area[PC_MPTABLE - PC_BIOS_AREA]; /* the MP table follows */
 	memset(area, 0, sizeof(area));
 	const uint64_t base = PC_BIOS_AREA;
 	size_t rsdp = 0, rsdt = 0x40, xsdt = 0x80, fadt = 0x100, facs = 0x240, dsdt = 0x300,

@@ -106,6 +106,12 @@ static void test_lapic_basics(struct apic_bus *bus)
 	CHECK(lapic_get_base(l) & LAPIC_BASE_BSP);
 	lapic_set_lint(l, 0, false);
 	CHECK(lapic_get_interrupt(l) == LAPIC_INTR_NONE);
+	/* an ExtINT message (IOAPIC pin in ExtINT mode) until acknowledged */
+	wr(l, SVR, 0x1ff);
+	CHECK(apic_bus_deliver(bus, 0, false, APIC_DM_EXTINT, 0, false) == 1);
+	CHECK(lapic_get_interrupt(l) == LAPIC_INTR_EXTINT);
+	lapic_ack(l, LAPIC_INTR_EXTINT);
+	CHECK(lapic_get_interrupt(l) == LAPIC_INTR_NONE);
 	/* LINT1 as NMI */
 	wr(l, SVR, 0x1ff);
 	wr(l, 0x360, 0x400);

@@ -51,6 +51,14 @@ int main(void)
 	outb(bus, 0x60, 0x07);
 	CHECK(inb(bus, 0x60) == 0xfa);
 	CHECK(!wait_obf(bus));
+	/* scan code set: select 2, then ask (translation on: 0x41) */
+	outb(bus, 0x60, 0xf0);
+	outb(bus, 0x60, 0x02);
+	CHECK(inb(bus, 0x60) == 0xfa && inb(bus, 0x60) == 0xfa);
+	outb(bus, 0x60, 0xf0);
+	outb(bus, 0x60, 0x00);
+	CHECK(inb(bus, 0x60) == 0xfa && inb(bus, 0x60) == 0xfa && inb(bus, 0x60) == 0x41);
+	CHECK(!wait_obf(bus));
 
 	/* aux loopback (0xd3) comes back as aux data on IRQ 12 */
 	outb(bus, 0x64, 0xd3);

@@ -280,6 +280,36 @@ static X86_HANDLER(h_lea64)
 }
 const x86_handler_fn x86_h_lea64 = h_lea64;
 
+/* Specialised MOVZX/MOVSX forms: destination 32 or 64 bits (a 32-bit
+ * write zero-extends, so MOVZX r32 and r64 are the same). */
+static X86_HANDLER(h_movzx_r8_reg) { cpu->regs[i->reg] = *x86_r8(cpu, i->rm); return i + 1; }
+static X86_HANDLER(h_movzx_r8_mem) { cpu->regs[i->reg] = x86_read8(cpu, x86_ea(cpu, i)); return i + 1; }
+static X86_HANDLER(h_movzx_r16_reg) { cpu->regs[i->reg] = (uint16_t)cpu->regs[i->rm]; return i + 1; }
+static X86_HANDLER(h_movzx_r16_mem) { cpu->regs[i->reg] = x86_read16(cpu, x86_ea(cpu, i)); return i + 1; }
+static X86_HANDLER(h_movsx8_32_reg) { cpu->regs[i->reg] = (uint32_t)(int32_t)(int8_t)*x86_r8(cpu, i->rm); return i + 1; }
+static X86_HANDLER(h_movsx8_32_mem) { cpu->regs[i->reg] = (uint32_t)(int32_t)(int8_t)x86_read8(cpu, x86_ea(cpu, i)); return i + 1; }
+static X86_HANDLER(h_movsx8_64_reg) { cpu->regs[i->reg] = (uint64_t)(int64_t)(int8_t)*x86_r8(cpu, i->rm); return i + 1; }
+static X86_HANDLER(h_movsx8_64_mem) { cpu->regs[i->reg] = (uint64_t)(int64_t)(int8_t)x86_read8(cpu, x86_ea(cpu, i)); return i + 1; }
+static X86_HANDLER(h_movsx16_32_reg) { cpu->regs[i->reg] = (uint32_t)(int32_t)(int16_t)cpu->regs[i->rm]; return i + 1; }
+static X86_HANDLER(h_movsx16_32_mem) { cpu->regs[i->reg] = (uint32_t)(int32_t)(int16_t)x86_read16(cpu, x86_ea(cpu, i)); return i + 1; }
+static X86_HANDLER(h_movsx16_64_reg) { cpu->regs[i->reg] = (uint64_t)(int64_t)(int16_t)cpu->regs[i->rm]; return i + 1; }
+static X86_HANDLER(h_movsx16_64_mem) { cpu->regs[i->reg] = (uint64_t)(int64_t)(int16_t)x86_read16(cpu, x86_ea(cpu, i)); return i + 1; }
+
+x86_handler_fn x86_pick_movx(const struct x86_insn *i, bool sign)
+{
+	unsigned src = i->aux, dst = i->osz;
+	if (dst < 4)
+		return NULL;
+	if (!sign)
+		return src == 1 ? (i->is_mem ? h_movzx_r8_mem : h_movzx_r8_reg)
+				: (i->is_mem ? h_movzx_r16_mem : h_movzx_r16_reg);
+	if (src == 1)
+		return dst == 4 ? (i->is_mem ? h_movsx8_32_mem : h_movsx8_32_reg)
+				: (i->is_mem ? h_movsx8_64_mem : h_movsx8_64_reg);
+	return dst == 4 ? (i->is_mem ? h_movsx16_32_mem : h_movsx16_32_reg)
+			: (i->is_mem ? h_movsx16_64_mem : h_movsx16_64_reg);
+}
+
 /* MOVZX/MOVSX: aux = source size; i->osz destination size. */
 X86_HANDLER(x86_h_movzx)
 {

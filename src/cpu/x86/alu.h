@@ -24,6 +24,8 @@ X86_HANDLER(x86_h_mov_moffs_load);
 X86_HANDLER(x86_h_mov_moffs_store);
 X86_HANDLER(x86_h_lea);
 X86_HANDLER(x86_h_movzx);
+/* The specialised MOVZX/MOVSX handler for i, or NULL for 16-bit destinations. */
+x86_handler_fn x86_pick_movx(const struct x86_insn *i, bool sign);
 X86_HANDLER(x86_h_movsx);
 X86_HANDLER(x86_h_movsxd);
 X86_HANDLER(x86_h_unary);

@@ -133,7 +133,7 @@ struct x86_tlb_entry {
 };
 
 #define X86_TLB_INVALID 2ull /* matches no page | mmu_idx */
-#define X86_TLB_BITS 8
+#define X86_TLB_BITS 10
 #define X86_TLB_SIZE (1u << X86_TLB_BITS)
 
 struct x86_block;
@@ -217,6 +217,8 @@ struct x86_cpu {
 	void *mem_opaque;
 
 	struct x86_code_cache *code;
+	struct x86_block *prev_block; /* the block that ran last (chaining) */
+	uint64_t chain_gen;           /* bumped when translations or the mode change */
 };
 
 /* --- registers ---------------------------------------------------------- */
@@ -415,7 +417,43 @@ static inline void x86_set_arith_flags(struct x86_cpu *cpu, uint32_t arith)
 	cpu->cc_src = arith & X86_ARITH_FLAGS;
 }
 /* Evaluates condition code cc (0..15, the Jcc encoding). */
-bool x86_cond(const struct x86_cpu *cpu, unsigned cc);
+bool x86_cond_slow(const struct x86_cpu *cpu, unsigned cc);
+static inline bool x86_cond(const struct x86_cpu *cpu, unsigned cc)
+{
+	unsigned op = cpu->cc_op & ~3u, sh = 64 - (8u << (cpu->cc_op & 3));
+	bool r;
+
+	/* After CMP/SUB and logic operations most conditions come straight
+	 * from the operands. */
+	if (op == CC_SUB) {
+		uint64_t dst = cpu->cc_dst << sh, src = cpu->cc_src << sh;
+		uint64_t a = dst + src; /* the first operand, at the top */
+		switch (cc >> 1) {
+		case 1: r = a < src; break;
+		case 2: r = dst == 0; break;
+		case 3: r = a <= src; break;
+		case 4: r = (int64_t)dst < 0; break;
+		case 6: r = (int64_t)a < (int64_t)src; break;
+		case 7: r = (int64_t)a <= (int64_t)src; break;
+		default: return x86_cond_slow(cpu, cc);
+		}
+		return r ^ (cc & 1);
+	}
+	if (op == CC_LOGIC) {
+		int64_t dst = (int64_t)(cpu->cc_dst << sh);
+		switch (cc >> 1) {
+		case 0: case 1: r = false; break;
+		case 2: r = dst == 0; break;
+		case 3: r = dst == 0; break;
+		case 4: r = dst < 0; break;
+		case 6: r = dst < 0; break;
+		case 7: r = dst <= 0; break;
+		default: return x86_cond_slow(cpu, cc);
+		}
+		return r ^ (cc & 1);
+	}
+	return x86_cond_slow(cpu, cc);
+}
 
 static inline unsigned x86_szlog(unsigned size)
 {

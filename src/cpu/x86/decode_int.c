@@ -493,7 +493,9 @@ static bool sel_map1(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 		i->aux = (opc & 1) ? 2 : 1;
 		if (i->aux == 1)
 			x86_fix_r8_rm(i);
-		i->fn = opc < 0xb8 ? x86_h_movzx : x86_h_movsx;
+		i->fn = x86_pick_movx(i, opc >= 0xb8);
+		if (!i->fn)
+			i->fn = opc < 0xb8 ? x86_h_movzx : x86_h_movsx;
 		return true;
 	case 0xc0: case 0xc1:
 		if (opc == 0xc0) {

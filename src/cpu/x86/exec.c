@@ -31,7 +31,11 @@ struct x86_block {
 	uint32_t ninsns;
 	bool valid;
 	struct x86_block *hnext;
+	/* direct chaining: the blocks that followed this one, valid while
+	 * cpu->chain_gen is what it was when they were recorded */
 	struct x86_block *succ[2];
+	uint64_t succ_rip[2];
+	uint64_t succ_gen[2];
 	struct x86_insn insns[];
 };
 
@@ -74,6 +78,8 @@ static void cache_flush(struct x86_cpu *cpu)
 	memset(cc->jc, 0, sizeof(cc->jc));
 	memset(cc->pages, 0, sizeof(cc->pages));
 	cc->nflushes++;
+	cpu->chain_gen++;
+	cpu->prev_block = NULL;
 	/* Pages are no longer code pages: let writes use the fast path. */
 	x86_flush_tlb(cpu);
 }
@@ -234,6 +240,7 @@ static struct x86_block *translate(struct x86_cpu *cpu, uint64_t phys)
 	b->ninsns = n;
 	b->valid = true;
 	b->succ[0] = b->succ[1] = NULL;
+	b->succ_rip[0] = b->succ_rip[1] = ~0ull;
 	cc->used += ALIGN_UP(sizeof(struct x86_block) + (n + 1) * sizeof(struct x86_insn), 16);
 	if (add_block_to_page(cpu, b, phys >> 12) < 0 ||
 	    (page2 != ~0ull && add_block_to_page(cpu, b, page2) < 0))
@@ -301,6 +308,7 @@ void x86_run(struct x86_cpu *cpu, uint64_t max_insns, struct x86_exit *exit)
 	cpu->icount_limit = cpu->icount + max_insns;
 	cpu->mmu_idx = cpu->cpl == 3;
 	r = setjmp(cpu->jmp);
+	cpu->prev_block = NULL;
 	if (r == 2) {
 		if (cpu->cur)
 			cpu->icount -= cpu->cur->left - 1u; /* it completed */
@@ -333,7 +341,25 @@ void x86_run(struct x86_cpu *cpu, uint64_t max_insns, struct x86_exit *exit)
 		if (unlikely(cpu->intr_line | cpu->nmi_pending | cpu->intr_shadow))
 			x86_check_interrupts(cpu);
 		cpu->cur = NULL;
-		struct x86_block *b = lookup(cpu);
+		struct x86_block *b = NULL, *prev = cpu->prev_block;
+		uint64_t rip = cpu->rip;
+		if (prev) {
+			unsigned k = prev->succ_rip[1] == rip;
+			if (prev->succ_rip[k] == rip && prev->succ_gen[k] == cpu->chain_gen &&
+			    prev->succ[k]->valid)
+				b = prev->succ[k];
+		}
+		if (!b) {
+			b = lookup(cpu); /* may flush the cache, and prev with it */
+			prev = cpu->prev_block;
+			if (prev) {
+				unsigned k = (prev->succ_rip[0] == ~0ull || prev->succ_gen[0] != cpu->chain_gen) ? 0 : 1;
+				prev->succ[k] = b;
+				prev->succ_rip[k] = rip;
+				prev->succ_gen[k] = cpu->chain_gen;
+			}
+		}
+		cpu->prev_block = b;
 		cpu->icount += b->ninsns;
 		const struct x86_insn *i = b->insns;
 		do {

@@ -127,29 +127,12 @@ static bool cond_from_flags(uint32_t f, unsigned cc)
 	return r ^ (cc & 1);
 }
 
-bool x86_cond(const struct x86_cpu *cpu, unsigned cc)
+bool x86_cond_slow(const struct x86_cpu *cpu, unsigned cc)
 {
 	unsigned op = cpu->cc_op & ~3u, lg = cpu->cc_op & 3;
 	bool r;
 
-	/* Fast paths: after CMP/SUB and logic operations most conditions come
-	 * straight from the operands. */
-	if (op == CC_SUB) {
-		unsigned sh = 64 - (8u << lg);
-		uint64_t dst = cpu->cc_dst << sh, src = cpu->cc_src << sh;
-		uint64_t a = dst + src; /* the first operand, shifted to the top */
-		switch (cc >> 1) {
-		case 1: r = a < src; break;
-		case 2: r = dst == 0; break;
-		case 3: r = a <= src; break;
-		case 4: r = (int64_t)dst < 0; break;
-		case 6: r = (int64_t)a < (int64_t)src; break;
-		case 7: r = (int64_t)a <= (int64_t)src; break;
-		default: return cond_from_flags(x86_arith_flags(cpu), cc);
-		}
-		return r ^ (cc & 1);
-	}
-	if (op == CC_LOGIC || op == CC_INC || op == CC_DEC || op == CC_ADD) {
+	if (op == CC_INC || op == CC_DEC || op == CC_ADD) {
 		unsigned sh = 64 - (8u << lg);
 		int64_t dst = (int64_t)(cpu->cc_dst << sh);
 		switch (cc >> 1) {

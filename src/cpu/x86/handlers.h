@@ -45,6 +45,10 @@ static inline const struct x86_insn *x86_next_exit(struct x86_cpu *cpu, const st
 	return NULL;
 }
 
+/* FWAIT (9B): #NM with CR0.MP and CR0.TS, #MF for a pending unmasked x87
+ * exception (x87.c). */
+X86_HANDLER(x86_h_fwait);
+
 /* Carry flag from the lazy state. */
 unsigned x86_cf(const struct x86_cpu *cpu);
 

@@ -16,7 +16,6 @@ X86_HANDLER(x86_h_pause)
 /* CPUID: what this CPU implements, and nothing more. */
 void x86_cpuid(struct x86_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
-	(void)sub;
 	out[0] = out[1] = out[2] = out[3] = 0;
 	switch (leaf) {
 	case 0:
@@ -39,6 +38,14 @@ void x86_cpuid(struct x86_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]
 				out[2] |= 1u << 24; /* TSC-deadline timer */
 			}
 		}
+		break;
+	case 7:
+		/* Structured extended features: none of EBX/ECX; EDX bit 29 says
+		 * IA32_ARCH_CAPABILITIES exists, which tells the guest this CPU
+		 * has none of the speculative-execution flaws (so it skips
+		 * mitigations such as page-table isolation). */
+		if (!cpu->user_mode && sub == 0)
+			out[3] = 1u << 29;
 		break;
 	case 0x15:
 		/* TSC / core crystal: 1 GHz, ratio 1 (the machine's TSC and

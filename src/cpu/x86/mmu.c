@@ -14,6 +14,7 @@ enum access { ACC_READ, ACC_WRITE, ACC_FETCH };
 
 void x86_flush_tlb(struct x86_cpu *cpu)
 {
+	cpu->chain_gen++;
 	for (unsigned k = 0; k < X86_TLB_SIZE; k++) {
 		cpu->tlb[k].tag_r = cpu->tlb[k].tag_w = cpu->tlb[k].tag_x = X86_TLB_INVALID;
 		cpu->tlb[k].ppn = ~0ull;
@@ -22,6 +23,7 @@ void x86_flush_tlb(struct x86_cpu *cpu)
 
 void x86_flush_tlb_page(struct x86_cpu *cpu, uint64_t la)
 {
+	cpu->chain_gen++;
 	/* Large pages are cached as 4 KiB entries: an INVLPG inside one must
 	 * drop all of them, so flush everything when large pages are in use. */
 	if (cpu->tlb_has_large) {

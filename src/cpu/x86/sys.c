@@ -20,6 +20,7 @@
 
 void x86_update_mode(struct x86_cpu *cpu)
 {
+	cpu->chain_gen++;
 	bool pe = cpu->cr0 & X86_CR0_PE;
 	cpu->code64 = (cpu->efer & X86_EFER_LMA) && (cpu->seg[X86_CS].attr & X86_SEG_L);
 	cpu->cpl = pe ? (cpu->seg[X86_CS].attr >> 5) & 3 : 0;
@@ -753,6 +754,12 @@ int x86_rdmsr(struct x86_cpu *cpu, uint32_t msr, uint64_t *val)
 	switch (msr) {
 	case 0x10: *val = x86_rdtsc(cpu); return 0;                  /* TSC */
 	case 0x8b: *val = 0; return 0;                               /* microcode revision */
+	case 0x10a: /* ARCH_CAPABILITIES: RDCL_NO SKIP_L1DFL SSB_NO MDS_NO
+		     * IF_PSCHANGE_MC_NO TAA_NO SBDR_SSDP_NO FBSDP_NO PSDP_NO
+		     * PBRSB_NO GDS_NO RFDS_NO */
+		*val = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) |
+		       (1u << 13) | (1u << 14) | (1u << 15) | (1u << 24) | (1u << 26) | (1u << 27);
+		return 0;
 	case 0x174: *val = cpu->sysenter_cs; return 0;
 	case 0x175: *val = cpu->sysenter_esp; return 0;
 	case 0x176: *val = cpu->sysenter_eip; return 0;

@@ -1,0 +1,43 @@
+#!/bin/sh
+# 'maquina run' refuses user mistakes with a clear message and a non-zero
+# status, and never starts a guest for them.  run_errors.sh MAQUINA BUILD_ROOT
+set -u
+m=$1 build=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+# expect STATUS PATTERN ARGS...: runs 'maquina run ARGS', checks both
+expect() {
+	want=$1 pat=$2
+	shift 2
+	"$m" run "$@" >"$tmp/out" 2>&1 </dev/null
+	st=$?
+	if [ "$st" -ne "$want" ] || ! grep -q -- "$pat" "$tmp/out"; then
+		echo "FAIL: maquina run $*: status $st (want $want), output:"; cat "$tmp/out"
+		fails=$((fails + 1))
+	else
+		echo "ok: maquina run $(echo "$*" | cut -c1-80) -> $st: $(head -1 "$tmp/out")"
+	fi
+}
+printf 'not a kernel\n' >"$tmp/text"
+head -c 4096 /dev/zero >"$tmp/zeros"
+expect 2 "no kernel: give one with --kernel"
+expect 2 "is not known" --kernel "$tmp/text" --bogus
+expect 1 "cannot read the kernel $tmp/missing: No such file" --kernel "$tmp/missing"
+expect 1 "Is a directory" --kernel "$tmp"
+expect 1 "neither a Linux bzImage nor a multiboot ELF kernel" --kernel "$tmp/text"
+expect 1 "neither a Linux bzImage nor a multiboot ELF kernel" --kernel "$tmp/zeros"
+expect 2 "is not a size between 16M and 1T" --kernel "$tmp/text" --memory 12Q
+expect 2 "is not a size between 16M and 1T" --kernel "$tmp/text" --memory 1M
+expect 2 "is not a number from 1 to" --kernel "$tmp/text" --cpus 0
+expect 1 "is not one of stdio, none, file:PATH, unix:PATH" --kernel "$tmp/text" --serial bogus
+expect 1 "cannot connect" --kernel "$tmp/text" --serial "unix:$tmp/nosock"
+expect 2 "accelerator 'kvmx' is not built into this maquina" --kernel "$tmp/text" --accel kvmx
+if "$(dirname "$0")/../../scripts/guest-assets" "$build" >/dev/null 2>&1; then
+	k="$build/guest/vmlinuz"
+	expect 1 "guest memory is too small for this kernel" --kernel "$k" --memory 16M
+	expect 1 "kernel command line is 5000 bytes, but this kernel accepts at most" \
+		--kernel "$k" --append "$(head -c 5000 /dev/zero | tr '\0' a)"
+	expect 1 "cannot read the initrd $tmp/nope" --kernel "$k" --initrd "$tmp/nope"
+fi
+[ "$fails" -eq 0 ]
