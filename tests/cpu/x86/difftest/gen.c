@@ -787,7 +787,7 @@ void dt_gen_case(struct dt_case *c, struct dt_rng *r, unsigned fam_mask, const u
 				c->code_len = (uint8_t)(c->code_len + g.n);
 				if (e->fix == FIX_FNSTENV && g.is_mem && g.ea >= DT_DATA && g.ea < DT_DATA + DT_DATA_SIZE - 128) {
 					c->env_off = (int32_t)(g.ea - DT_DATA);
-					c->env16 = g.p66;
+					c->env16 = g.p66 && !(g.rex & 8); /* REX.W wins over 66 */
 				}
 				if (e->fix == FIX_FXSAVE && g.is_mem && g.ea >= DT_DATA && g.ea < DT_DATA + DT_DATA_SIZE - 512)
 					c->fxsave_off = (int32_t)(g.ea - DT_DATA);
