@@ -301,6 +301,9 @@ void x86_read_mem(struct x86_cpu *cpu, uint64_t la, void *buf, size_t len);
 void x86_write_mem(struct x86_cpu *cpu, uint64_t la, const void *buf, size_t len);
 /* Probes that [la, la+len) is writable, faulting if not. */
 void x86_probe_write(struct x86_cpu *cpu, uint64_t la, size_t len);
+/* The same for the destination of a read-modify-write before its read, but
+ * without touching MMIO (whose reads have side effects). */
+void x86_probe_rmw(struct x86_cpu *cpu, uint64_t la, unsigned len);
 
 #define X86_DEFINE_RW(bits, type)                                                   \
 	static inline type x86_read##bits(struct x86_cpu *cpu, uint64_t la)         \
@@ -358,7 +361,7 @@ static inline uint64_t x86_read_rmw(struct x86_cpu *cpu, uint64_t la, unsigned s
 {
 	struct x86_tlb_entry *e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)];
 	if (unlikely(e->tag_w != (la & X86_PAGE_MASK) || (la & 0xfff) > 4096 - size))
-		x86_probe_write(cpu, la, size);
+		x86_probe_rmw(cpu, la, size);
 	return x86_read(cpu, la, size);
 }
 

@@ -331,6 +331,25 @@ void *x86_access_ptr(struct x86_cpu *cpu, uint64_t la, unsigned len, bool write)
 	return (void *)(uintptr_t)(la + e->addend);
 }
 
+void x86_probe_rmw(struct x86_cpu *cpu, uint64_t la, unsigned len)
+{
+	/* Translation and permissions as for a write (so that a fault has W
+	 * set), but no probing read of MMIO, which has side effects: there the
+	 * access itself faults.  In user-program mode non-RAM is simply
+	 * unmapped and is probed as a write would be. */
+	if (cpu->user_mode) {
+		x86_probe_write(cpu, la, len);
+		return;
+	}
+	check_span(cpu, la, len);
+	uint64_t end = la + len - 1, pa;
+	for (uint64_t p = la & X86_PAGE_MASK;; p += X86_PAGE_SIZE) {
+		(void)tlb_fill(cpu, p < la ? la : p, ACC_WRITE, &pa);
+		if (p >= (end & X86_PAGE_MASK))
+			break;
+	}
+}
+
 void x86_probe_write(struct x86_cpu *cpu, uint64_t la, size_t len)
 {
 	if (!len)
