@@ -209,7 +209,7 @@ X86_HANDLER(x86_h_enter)
 	}
 	sp = (sp - frame) & m;
 	if (frame)
-		x86_probe_write(cpu, sp + ss, 8); /* the hardware touches the new top of stack (8 bytes, also with 16-bit operands) */
+		x86_probe_write(cpu, sp + ss, size); /* the hardware touches the new top of stack (an operand-size store) */
 	x86_set_reg(cpu, X86_RBP, size, frame_ptr);
 	cpu->regs[X86_RSP] = (cpu->regs[X86_RSP] & ~m) | sp;
 	return i + 1;
