@@ -507,7 +507,7 @@ void x86_fpu_from_fxsave(struct x86_cpu *cpu, const struct x86_fxsave *fx);
 #define X86_CPUID_1_EDX ((1u << 0) /* FPU */ | (1u << 4) /* TSC */ | \
 	(1u << 8) /* CX8 */ | (1u << 15) /* CMOV */ | (1u << 19) /* CLFSH */ | \
 	(1u << 24) /* FXSR */ | (1u << 25) /* SSE */ | (1u << 26) /* SSE2 */)
-#define X86_CPUID_1_ECX ((1u << 13) /* CX16 */ | (1u << 23) /* POPCNT */)
+#define X86_CPUID_1_ECX ((1u << 0) /* SSE3 */ | (1u << 13) /* CX16 */ | (1u << 23) /* POPCNT */)
 #define X86_CPUID_81_EDX ((1u << 11) /* SYSCALL */ | (1u << 29) /* LM */)
 #define X86_CPUID_81_ECX ((1u << 0) /* LAHF/SAHF in 64-bit mode */ | \
 	(1u << 5) /* ABM: LZCNT */)
