@@ -165,19 +165,19 @@ static void normalize_fx(struct x86_fxsave *fx, uint32_t undef)
 
 static void normalize_mem(uint8_t *mem, const struct dt_case *c)
 {
-	if (c->env_off >= 0) {
+	for (unsigned k = 0; k < c->nenv; k++) {
 		/* FNSTENV/FNSAVE: the instruction and data pointers and FOP, for
 		 * the reasons given in normalize_fx(); and the unused upper
-		 * halves of the 32-bit format's 16-bit fields. */
-		uint8_t *p = mem + c->env_off;
-		if (c->env16) {
-			memset(p + 6, 0, 8);
-		} else {
-			memset(p + 12, 0, 16);
-			memset(p + 2, 0, 2);
-			memset(p + 6, 0, 2);
-			memset(p + 10, 0, 2);
-		}
+		 * halves of the 32-bit format's 16-bit fields.  Clipped to the
+		 * page (a store running off it faults before writing). */
+		static const uint8_t f16[][2] = { { 6, 8 } };
+		static const uint8_t f32[][2] = { { 12, 16 }, { 2, 2 }, { 6, 2 }, { 10, 2 } };
+		const uint8_t (*f)[2] = c->env16[k] ? f16 : f32;
+		unsigned nf = c->env16[k] ? 1 : 4;
+		for (unsigned j = 0; j < nf; j++)
+			for (unsigned b = 0; b < f[j][1]; b++)
+				if (c->env_off[k] + f[j][0] + b < DT_DATA_SIZE)
+					mem[c->env_off[k] + f[j][0] + b] = 0;
 	}
 	if (c->fxsave_off < 0)
 		return;

@@ -61,8 +61,9 @@ struct dt_case {
 	uint8_t npatch;
 	struct dt_patch patch[6];
 	int32_t fxsave_off; /* FXSAVE image in memory at this data offset (or -1) */
-	int32_t env_off;    /* FNSTENV/FNSAVE image at this offset (or -1) */
-	uint8_t env16;      /* ... in the 16-bit format */
+	uint8_t nenv;       /* FNSTENV/FNSAVE images written by the case: */
+	uint16_t env_off[DT_MAX_INSNS]; /* their offsets in the data page */
+	uint8_t env16[DT_MAX_INSNS];    /* 16-bit format */
 	struct dt_state in;
 } __attribute__((aligned(16)));
 

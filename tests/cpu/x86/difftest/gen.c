@@ -758,7 +758,6 @@ void dt_gen_case(struct dt_case *c, struct dt_rng *r, unsigned fam_mask, const u
 		gen_state(c, r);
 		c->mem_off = dt_below(r, DT_POOL_SIZE - DT_DATA_SIZE);
 		c->fxsave_off = -1;
-		c->env_off = -1;
 
 		unsigned want = dt_below(r, 10) < 7 ? 1 : 2 + dt_below(r, DT_MAX_INSNS - 1);
 		struct gen g = { .c = c, .r = r, .seq = want > 1 };
@@ -785,9 +784,10 @@ void dt_gen_case(struct dt_case *c, struct dt_rng *r, unsigned fam_mask, const u
 				c->opc[k] = g.opc;
 				c->is_mem[k] = g.is_mem;
 				c->code_len = (uint8_t)(c->code_len + g.n);
-				if (e->fix == FIX_FNSTENV && g.is_mem && g.ea >= DT_DATA && g.ea < DT_DATA + DT_DATA_SIZE - 128) {
-					c->env_off = (int32_t)(g.ea - DT_DATA);
-					c->env16 = g.p66 && !(g.rex & 8); /* REX.W wins over 66 */
+				if (e->fix == FIX_FNSTENV && g.is_mem && g.ea - DT_DATA < DT_DATA_SIZE) {
+					c->env_off[c->nenv] = (uint16_t)(g.ea - DT_DATA);
+					c->env16[c->nenv] = g.p66 && !(g.rex & 8); /* REX.W wins over 66 */
+					c->nenv++;
 				}
 				if (e->fix == FIX_FXSAVE && g.is_mem && g.ea >= DT_DATA && g.ea < DT_DATA + DT_DATA_SIZE - 512)
 					c->fxsave_off = (int32_t)(g.ea - DT_DATA);
