@@ -31,6 +31,11 @@
 #define OP_TEST(T, a, b, r, cop, cs, cs2, WB) \
 	do { r = (T)(a & b); cop = CC_LOGIC; cs = 0; cs2 = 0; WB = 0; } while (0)
 
+/* Whether the memory-destination form writes back (its read then faults
+ * as a write). */
+enum { RMW_add = 1, RMW_or = 1, RMW_adc = 1, RMW_sbb = 1, RMW_and = 1, RMW_sub = 1,
+       RMW_xor = 1, RMW_cmp = 0, RMW_test = 0 };
+
 #define DEF_ALU_SZ(name, OPM, T, SZ)                                                  \
 	static X86_HANDLER(h_##name##_rr##SZ)                                         \
 	{                                                                             \
@@ -56,7 +61,8 @@
 	static X86_HANDLER(h_##name##_mr##SZ)                                         \
 	{                                                                             \
 		uint64_t la = x86_ea(cpu, i);                                         \
-		T a = (T)x86_read(cpu, la, SZ), b = (T)x86_get_reg(cpu, i->reg, SZ), r; \
+		T a = (T)(RMW_##name ? x86_read_rmw(cpu, la, SZ) : x86_read(cpu, la, SZ)); \
+		T b = (T)x86_get_reg(cpu, i->reg, SZ), r;                             \
 		uint64_t cs, cs2; unsigned cop; int wb;                               \
 		OPM(T, a, b, r, cop, cs, cs2, wb);                                    \
 		if (wb)                                                               \
@@ -77,7 +83,8 @@
 	static X86_HANDLER(h_##name##_mi##SZ)                                         \
 	{                                                                             \
 		uint64_t la = x86_ea(cpu, i);                                         \
-		T a = (T)x86_read(cpu, la, SZ), b = (T)i->imm, r;                     \
+		T a = (T)(RMW_##name ? x86_read_rmw(cpu, la, SZ) : x86_read(cpu, la, SZ)); \
+		T b = (T)i->imm, r;                                                   \
 		uint64_t cs, cs2; unsigned cop; int wb;                               \
 		OPM(T, a, b, r, cop, cs, cs2, wb);                                    \
 		if (wb)                                                               \
@@ -175,7 +182,7 @@ uint64_t x86_locked_rmw(struct x86_cpu *cpu, uint64_t la, unsigned size,
 			return old;
 		}
 	}
-	uint64_t old = x86_read(cpu, la, size);
+	uint64_t old = x86_read_rmw(cpu, la, size);
 	uint64_t nv = fn(cpu, i, old, &store);
 	if (store)
 		x86_write(cpu, la, size, nv);
@@ -380,7 +387,7 @@ X86_HANDLER(x86_h_unary)
 		x86_locked_rmw(cpu, x86_ea(cpu, i), i->osz, rmw_unary, i);
 	} else {
 		uint64_t la = x86_ea(cpu, i);
-		uint64_t old = x86_read(cpu, la, i->osz);
+		uint64_t old = x86_read_rmw(cpu, la, i->osz);
 		uint32_t s_op = cpu->cc_op;
 		uint64_t s_d = cpu->cc_dst, s_s = cpu->cc_src, s_s2 = cpu->cc_src2;
 		bool st;
@@ -494,6 +501,7 @@ X86_HANDLER(x86_h_cmpxchg8b16b)
 			ok = cur == exp;
 		} else {
 			uint64_t m[2];
+			x86_probe_write(cpu, la, 16); /* a fault is a write fault */
 			x86_read_mem(cpu, la, m, 16);
 			cur = ((unsigned __int128)m[1] << 64) | m[0];
 			ok = cur == exp;

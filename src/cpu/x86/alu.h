@@ -68,6 +68,7 @@ X86_HANDLER(x86_h_pop_seg);
 X86_HANDLER(x86_h_hlt);
 X86_HANDLER(x86_h_syscall);
 X86_HANDLER(x86_h_int);
+X86_HANDLER(x86_h_int1);
 X86_HANDLER(x86_h_int3);
 X86_HANDLER(x86_h_cpuid);
 X86_HANDLER(x86_h_rdtsc);

@@ -208,6 +208,8 @@ X86_HANDLER(x86_h_enter)
 		x86_write(cpu, sp + ss, size, frame_ptr);
 	}
 	sp = (sp - frame) & m;
+	if (frame)
+		x86_probe_write(cpu, sp + ss, size); /* the hardware touches the new top of stack (an operand-size store) */
 	x86_set_reg(cpu, X86_RBP, size, frame_ptr);
 	cpu->regs[X86_RSP] = (cpu->regs[X86_RSP] & ~m) | sp;
 	return i + 1;

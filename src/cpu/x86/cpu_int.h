@@ -301,6 +301,9 @@ void x86_read_mem(struct x86_cpu *cpu, uint64_t la, void *buf, size_t len);
 void x86_write_mem(struct x86_cpu *cpu, uint64_t la, const void *buf, size_t len);
 /* Probes that [la, la+len) is writable, faulting if not. */
 void x86_probe_write(struct x86_cpu *cpu, uint64_t la, size_t len);
+/* The same for the destination of a read-modify-write before its read, but
+ * without touching MMIO (whose reads have side effects). */
+void x86_probe_rmw(struct x86_cpu *cpu, uint64_t la, unsigned len);
 
 #define X86_DEFINE_RW(bits, type)                                                   \
 	static inline type x86_read##bits(struct x86_cpu *cpu, uint64_t la)         \
@@ -329,6 +332,11 @@ X86_DEFINE_RW(16, uint16_t)
 X86_DEFINE_RW(32, uint32_t)
 X86_DEFINE_RW(64, uint64_t)
 
+/* Reads the destination of a read-modify-write instruction.  When the read
+ * faults, the fault is reported as the hardware does: as a write (the
+ * #PF error code has W set). */
+static inline uint64_t x86_read_rmw(struct x86_cpu *cpu, uint64_t la, unsigned size);
+
 static inline uint64_t x86_read(struct x86_cpu *cpu, uint64_t la, unsigned size)
 {
 	switch (size) {
@@ -347,6 +355,14 @@ static inline void x86_write(struct x86_cpu *cpu, uint64_t la, unsigned size, ui
 	case 4: x86_write32(cpu, la, (uint32_t)v); break;
 	default: x86_write64(cpu, la, v); break;
 	}
+}
+
+static inline uint64_t x86_read_rmw(struct x86_cpu *cpu, uint64_t la, unsigned size)
+{
+	struct x86_tlb_entry *e = &cpu->tlb[(la >> 12) & (X86_TLB_SIZE - 1)];
+	if (unlikely(e->tag_w != (la & X86_PAGE_MASK) || (la & 0xfff) > 4096 - size))
+		x86_probe_rmw(cpu, la, size);
+	return x86_read(cpu, la, size);
 }
 
 /* Reads / writes the r/m operand of i at size (register or memory). */

@@ -185,6 +185,8 @@ int x86_decode(struct x86_cpu *cpu, uint64_t rip, const uint8_t *bytes,
 		if (map == 1 && (opc & 0xfc) == 0x20)
 			modrm |= 0xc0; /* MOV to/from CRn/DRn: mod is ignored */
 		unsigned mod = modrm >> 6, rm = modrm & 7;
+		if (map == 1 && (opc & 0xfc) == 0x20)
+			mod = 3; /* MOV to/from CRn/DRn: always registers, whatever mod says */
 		i->modrm = (uint8_t)modrm;
 		i->reg = (uint8_t)(((modrm >> 3) & 7) | ((rex & 4) << 1));
 		if (mod == 3) {

@@ -268,8 +268,8 @@ static bool sel_map0(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 		}
 		i->fn = pick(i->is_mem ? x86_mov_mi : x86_mov_ri, i->osz);
 		return true;
-	case 0xc8: i->fn = x86_h_enter; return true;
-	case 0xc9: i->fn = x86_h_leave; return true;
+	case 0xc8: i->fn = x86_h_enter; i->seg = X86_SS; return true; /* faults are #SS */
+	case 0xc9: i->fn = x86_h_leave; i->seg = X86_SS; return true;
 	case 0xcc: i->fn = x86_h_int3; i->flags |= X86_IF_END; return true;
 	case 0xcd: i->fn = x86_h_int; i->flags |= X86_IF_END; return true;
 	case 0xd7: i->fn = x86_h_xlat; return true;
@@ -295,7 +295,7 @@ static bool sel_map0(struct x86_insn *i, unsigned opc, unsigned mode, unsigned m
 		rel_target(i);
 		i->fn = x86_h_jmp_rel;
 		return true;
-	case 0xf1: i->fn = x86_h_priv; i->flags |= X86_IF_END; return true; /* INT1 */
+	case 0xf1: i->fn = x86_h_int1; i->flags |= X86_IF_END; return true; /* INT1 */
 	case 0xf4: i->fn = x86_h_hlt; i->flags |= X86_IF_END; return true;
 	case 0xf5: i->aux = 2; i->fn = x86_h_flagop; return true;
 	case 0xf6: case 0xf7:

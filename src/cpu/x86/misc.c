@@ -129,13 +129,22 @@ X86_HANDLER(x86_h_clflush)
 
 #define MXCSR_MASK 0xffffu
 
+/* A misaligned FXSAVE/FXRSTOR operand is #GP(0), but a non-canonical
+ * address is checked first (#SS through SS). */
+static _Noreturn void fx_misaligned(struct x86_cpu *cpu, const struct x86_insn *i, uint64_t la)
+{
+	if (cpu->code64 && (uint64_t)((int64_t)(la << 16) >> 16) != la && i->seg == X86_SS)
+		x86_raise(cpu, X86_SS_FAULT, 0);
+	x86_raise(cpu, X86_GP, 0);
+}
+
 X86_HANDLER(x86_h_fxsave)
 {
 	struct x86_fxsave fx;
 	uint64_t la = x86_ea(cpu, i);
 
 	if (la & 15)
-		x86_raise(cpu, X86_GP, 0);
+		fx_misaligned(cpu, i, la);
 	memset(&fx, 0, sizeof(fx));
 	x86_fpu_to_fxsave(cpu, &fx);
 	fx.mxcsr = cpu->mxcsr;
@@ -158,7 +167,7 @@ X86_HANDLER(x86_h_fxrstor)
 	uint64_t la = x86_ea(cpu, i);
 
 	if (la & 15)
-		x86_raise(cpu, X86_GP, 0);
+		fx_misaligned(cpu, i, la);
 	x86_read_mem(cpu, la, &fx, sizeof(fx));
 	if (fx.mxcsr & ~MXCSR_MASK)
 		x86_raise(cpu, X86_GP, 0);
@@ -188,9 +197,10 @@ X86_HANDLER(x86_h_stmxcsr)
 /* MOV r/m, Sreg */
 X86_HANDLER(x86_h_mov_from_seg)
 {
-	if (i->reg > X86_GS)
+	unsigned sr = i->reg & 7; /* REX.R does not extend a segment register */
+	if (sr > X86_GS)
 		x86_raise(cpu, X86_UD, 0);
-	uint16_t sel = cpu->seg[i->reg].sel;
+	uint16_t sel = cpu->seg[sr].sel;
 	if (i->is_mem)
 		x86_write16(cpu, x86_ea(cpu, i), sel);
 	else

@@ -185,10 +185,26 @@ static void page_walk(struct x86_cpu *cpu, uint64_t la, enum access acc, struct 
 
 /* Linear to physical.  Raises #GP for a non-canonical address and #PF for
  * a paging fault. */
+/* A non-canonical access: through SS (a memory operand with an RSP or RBP
+ * base, ENTER, LEAVE) #SS, any other #GP. */
+static _Noreturn void noncanonical(struct x86_cpu *cpu)
+{
+	const struct x86_insn *i = cpu->cur;
+	x86_raise(cpu, (i && i->seg == X86_SS) ? X86_SS_FAULT : X86_GP, 0);
+}
+
+/* The whole of [la, la + len) must be canonical before any byte is
+ * translated (an access running off the lower half faults so, not #PF). */
+static inline void check_span(struct x86_cpu *cpu, uint64_t la, uint64_t len)
+{
+	if (cpu->code64 && !canonical(la + len - 1))
+		noncanonical(cpu);
+}
+
 static uint64_t translate(struct x86_cpu *cpu, uint64_t la, enum access acc, struct walk *w)
 {
 	if (cpu->code64 && !canonical(la))
-		x86_raise(cpu, X86_GP, 0);
+		noncanonical(cpu);
 	if (!(cpu->cr0 & X86_CR0_PG) || cpu->user_mode) {
 		w->pa = cpu->code64 ? la : (la & 0xffffffffu);
 		w->writable = w->user = w->exec = w->dirty = true;
@@ -271,6 +287,7 @@ static void write_in_page(struct x86_cpu *cpu, uint64_t la, unsigned size, uint6
 
 uint64_t x86_read_slow(struct x86_cpu *cpu, uint64_t la, unsigned size)
 {
+	check_span(cpu, la, size);
 	unsigned first = 4096 - (unsigned)(la & 0xfff);
 	if (first >= size)
 		return read_in_page(cpu, la, size);
@@ -285,6 +302,7 @@ uint64_t x86_read_slow(struct x86_cpu *cpu, uint64_t la, unsigned size)
 
 void x86_write_slow(struct x86_cpu *cpu, uint64_t la, unsigned size, uint64_t v)
 {
+	check_span(cpu, la, size);
 	unsigned first = 4096 - (unsigned)(la & 0xfff);
 	if (first >= size) {
 		write_in_page(cpu, la, size, v);
@@ -313,10 +331,30 @@ void *x86_access_ptr(struct x86_cpu *cpu, uint64_t la, unsigned len, bool write)
 	return (void *)(uintptr_t)(la + e->addend);
 }
 
+void x86_probe_rmw(struct x86_cpu *cpu, uint64_t la, unsigned len)
+{
+	/* Translation and permissions as for a write (so that a fault has W
+	 * set), but no probing read of MMIO, which has side effects: there the
+	 * access itself faults.  In user-program mode non-RAM is simply
+	 * unmapped and is probed as a write would be. */
+	if (cpu->user_mode) {
+		x86_probe_write(cpu, la, len);
+		return;
+	}
+	check_span(cpu, la, len);
+	uint64_t end = la + len - 1, pa;
+	for (uint64_t p = la & X86_PAGE_MASK;; p += X86_PAGE_SIZE) {
+		(void)tlb_fill(cpu, p < la ? la : p, ACC_WRITE, &pa);
+		if (p >= (end & X86_PAGE_MASK))
+			break;
+	}
+}
+
 void x86_probe_write(struct x86_cpu *cpu, uint64_t la, size_t len)
 {
 	if (!len)
 		return;
+	check_span(cpu, la, len);
 	uint64_t end = la + len - 1;
 	for (uint64_t p = la & X86_PAGE_MASK;; p += X86_PAGE_SIZE) {
 		uint64_t a = p < la ? la : p, pa;
@@ -333,6 +371,8 @@ void x86_probe_write(struct x86_cpu *cpu, uint64_t la, size_t len)
 
 void x86_read_mem(struct x86_cpu *cpu, uint64_t la, void *buf, size_t len)
 {
+	if (len)
+		check_span(cpu, la, len);
 	uint8_t *out = buf;
 	while (len) {
 		unsigned chunk = (unsigned)MIN(len, 4096 - (la & 0xfff));

@@ -392,11 +392,35 @@ bool x86_cpu_can_take_intr(const struct x86_cpu *cpu)
 
 /* --- handlers ---------------------------------------------------------- */
 
+/* User mode: a trap (the saved RIP is after the instruction) returned to
+ * the caller of x86_run(). */
+static _Noreturn void user_trap(struct x86_cpu *cpu, const struct x86_insn *i, unsigned vector)
+{
+	cpu->rip = i->next_rip;
+	cpu->exit->reason = X86_EXIT_EXCEPTION;
+	cpu->exit->vector = (uint8_t)vector;
+	cpu->exit->error_code = 0;
+	longjmp(cpu->jmp, 2);
+}
+
 X86_HANDLER(x86_h_int)
 {
+	unsigned n = (unsigned)(i->imm & 0xff);
+	if (cpu->user_mode) {
+		/* The gates open to ring 3 are those of Linux: #BP and #OF. */
+		if (n == X86_BP || n == X86_OFV)
+			user_trap(cpu, i, n);
+		x86_raise(cpu, X86_GP, n * 8 + 2);
+	}
+	return soft_int(cpu, i, n);
+}
+
+/* INT1 (ICEBP, F1): a #DB trap. */
+X86_HANDLER(x86_h_int1)
+{
 	if (cpu->user_mode)
-		x86_raise(cpu, X86_GP, (uint32_t)((i->imm & 0xff) * 8 + 2));
-	return soft_int(cpu, i, (unsigned)(i->imm & 0xff));
+		user_trap(cpu, i, X86_DB);
+	return soft_int(cpu, i, X86_DB);
 }
 
 X86_HANDLER(x86_h_int3)
@@ -849,6 +873,8 @@ static void set_cr0(struct x86_cpu *cpu, uint64_t v)
 X86_HANDLER(x86_h_mov_cr)
 {
 	unsigned cr = i->reg;
+	if (cr != 0 && cr != 2 && cr != 3 && cr != 4 && cr != 8)
+		x86_raise(cpu, X86_UD, 0); /* before the privilege check */
 	if (cpu->cpl != 0 || cpu->user_mode)
 		x86_raise(cpu, X86_GP, 0);
 	if (i->op == 0x120) { /* MOV r, CRn */
@@ -894,6 +920,8 @@ X86_HANDLER(x86_h_mov_cr)
 X86_HANDLER(x86_h_mov_dr)
 {
 	unsigned dr = i->reg;
+	if (dr > 7)
+		x86_raise(cpu, X86_UD, 0); /* REX.R: before the privilege check */
 	if (cpu->cpl != 0 || cpu->user_mode)
 		x86_raise(cpu, X86_GP, 0);
 	if (dr == 4 || dr == 5)
