@@ -466,6 +466,8 @@ static unsigned check_coverage(struct x86_cpu *cpu, unsigned fam_mask, bool verb
 					 opc == 0x3e || (opc & 0xf0) == 0x40 || opc == 0x64 || opc == 0x65 ||
 					 opc == 0x66 || opc == 0x67 || opc == 0xf0 || opc == 0xf2 || opc == 0xf3))
 				continue;
+			if (map == 1 && (opc == 0x38 || opc == 0x3a))
+				continue; /* escapes to maps 2 and 3, enumerated as such */
 			for (unsigned p = 0; p < 4; p++)
 				for (unsigned w = 0; w < 2; w++)
 					for (unsigned modrm = 0; modrm < 256; modrm++) {

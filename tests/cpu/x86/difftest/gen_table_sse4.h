@@ -62,6 +62,8 @@
 	X(FAM_SSE4, "phminposuw", 2, 0x41, -1, 0x66, IMM_NONE, E_M | E_NO66 | E_A16, 0, 0),
 	X(FAM_SSE4, "movntdqa", 2, 0x2a, -1, 0x66, IMM_NONE, E_M | E_NO66 | E_A16 | E_MEM, 0, 0),
 	X(FAM_SSE4, "crc32 Gd,Eb", 2, 0xf0, -1, 0xf2, IMM_NONE, E_M | E_NO66 | E_A16 | E_B, 0, 0),
+	X(FAM_SSE4, "movbe Gv,Mv", 2, 0xf0, -1, 0x00, IMM_NONE, E_M | E_MEM, 0, 0),
+	X(FAM_SSE4, "movbe Mv,Gv", 2, 0xf1, -1, 0x00, IMM_NONE, E_M | E_MEM, 0, 0),
 	X(FAM_SSE4, "crc32 Gd,Ev", 2, 0xf1, -1, 0xf2, IMM_NONE, E_M | E_NO66 | E_A16, 0, 0),
 	X(FAM_MMX, "palignr mm", 3, 0x0f, -1, 0x00, IMM_B, E_M | E_NO66 | E_A16, 0, 0),
 	X(FAM_SSE4, "palignr xmm", 3, 0x0f, -1, 0x66, IMM_B, E_M | E_NO66 | E_A16, 0, 0),
