@@ -44,8 +44,11 @@ void x86_cpuid(struct x86_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]
 		 * IA32_ARCH_CAPABILITIES exists, which tells the guest this CPU
 		 * has none of the speculative-execution flaws (so it skips
 		 * mitigations such as page-table isolation). */
-		if (!cpu->user_mode && sub == 0)
-			out[3] = 1u << 29;
+		if (sub == 0) {
+			out[1] = 1u << 13; /* FCS and FDS are deprecated (stored as 0) */
+			if (!cpu->user_mode)
+				out[3] = 1u << 29;
+		}
 		break;
 	case 0x15:
 		/* TSC / core crystal: 1 GHz, ratio 1 (the machine's TSC and

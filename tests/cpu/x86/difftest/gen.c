@@ -799,8 +799,12 @@ void dt_gen_case(struct dt_case *c, struct dt_rng *r, unsigned fam_mask, const u
 			/* Undefined flags end a case: a later LAHF, PUSHF, SETcc,
 			 * Jcc... would carry them into compared state. */
 			const struct dt_entry *le = &dt_entries[c->entry[k]];
+			/* So do stores with normalised (partly undefined) fields:
+			 * a later load would carry FCS/FDS/FIP/FDP bytes into
+			 * compared registers. */
 			if ((le->flags & (E_BR | E_SINGLE)) || le->undef || le->fix == FIX_SHIFT_CL ||
-			    le->fix == FIX_SHXD || le->fix == FIX_SHXD16)
+			    le->fix == FIX_SHXD || le->fix == FIX_SHXD16 ||
+			    le->fix == FIX_FNSTENV || le->fix == FIX_FXSAVE)
 				break;
 		}
 		c->insn_off[c->ninsns] = c->code_len;
