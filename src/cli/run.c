@@ -49,6 +49,7 @@ struct vm {
 	pthread_t thread[PC_MAX_CPUS];
 	bool started[PC_MAX_CPUS];
 	bool wait_sipi[PC_MAX_CPUS];
+	int sipi_vector[PC_MAX_CPUS]; /* a start-up to apply, or -1 */
 	uint64_t tsc_offset[PC_MAX_CPUS];
 	unsigned ncpus;
 	pthread_mutex_t lock;
@@ -374,12 +375,15 @@ static void take_events(struct vm *vm, unsigned idx)
 	uint8_t sipi = 0;
 	struct lapic *l = machine_lapic(vm->m, idx);
 	unsigned ev = l ? lapic_take_events(l, &sipi) : 0;
+	if (ev)
+		log_debug("vCPU %u: LAPIC events 0x%x (SIPI vector 0x%x)", idx, ev, sipi);
 	if (ev & LAPIC_EV_INIT) {
 		vm->wait_sipi[idx] = idx != 0;
 		vm->started[idx] = false;
 	}
 	if ((ev & LAPIC_EV_SIPI) && vm->wait_sipi[idx]) {
-		sipi_state(vm->vcpu[idx], sipi);
+		/* the vCPU thread loads the state once it drops the lock */
+		vm->sipi_vector[idx] = (int)sipi;
 		vm->wait_sipi[idx] = false;
 		vm->started[idx] = true;
 	}
@@ -405,9 +409,13 @@ static void *vcpu_thread(void *p)
 			pthread_cond_wait(&vm->cond, &vm->lock);
 			take_events(vm, idx);
 		}
+		int sipi = vm->sipi_vector[idx];
+		vm->sipi_vector[idx] = -1;
 		pthread_mutex_unlock(&vm->lock);
 		if (vm->action != VM_RUNNING)
 			break;
+		if (sipi >= 0)
+			sipi_state(v, (uint8_t)sipi);
 
 		struct vcpu_exit ex;
 		vcpu_run(v, SLICE_INSNS, &ex);
@@ -678,6 +686,7 @@ static enum vm_action boot_once(struct vm *vm)
 		}
 		vm->started[k] = k == 0;
 		vm->wait_sipi[k] = k != 0;
+		vm->sipi_vector[k] = -1;
 		vm->tsc_offset[k] = 0;
 	}
 	struct x86_state st;
