@@ -187,7 +187,9 @@ static struct x86_block *translate(struct x86_cpu *cpu, uint64_t phys)
 	unsigned max = cpu->max_block_insns;
 	size_t need = sizeof(struct x86_block) + (max + 1) * sizeof(struct x86_insn);
 	struct x86_block *b;
-	uint64_t rip = cpu->rip, page2 = ~0ull;
+	/* rip is the offset in CS; code is fetched at CS.base + rip (the
+	 * base is 0 in 64-bit mode) */
+	uint64_t rip = cpu->rip, page2 = ~0ull, csbase = cpu->segbase[X86_CS];
 	uint32_t n = 0;
 
 	if (cc->used + need > ARENA_BYTES)
@@ -200,23 +202,24 @@ static struct x86_block *translate(struct x86_cpu *cpu, uint64_t phys)
 		struct x86_insn *i = &b->insns[n];
 
 		/* Fetch: the rest of the page directly, or a copy across it. */
-		bytes = n == 0 ? x86_fetch_ptr(cpu, rip, &avail, true) : x86_fetch_probe(cpu, rip, &avail);
+		bytes = n == 0 ? x86_fetch_ptr(cpu, csbase + rip, &avail, true)
+			       : x86_fetch_probe(cpu, csbase + rip, &avail);
 		if (!bytes)
 			break; /* the fetch fault happens when rip gets here */
 		if (avail < 15) {
 			memcpy(buf, bytes, avail);
 			unsigned more = 0;
-			const uint8_t *b2 = x86_fetch_probe(cpu, rip + avail, &more);
+			const uint8_t *b2 = x86_fetch_probe(cpu, csbase + rip + avail, &more);
 			int r = x86_decode(cpu, rip, bytes, avail, i);
 			if (r == -EAGAIN) {
 				if (!b2) {
 					if (n == 0) /* let the fetch of the second page fault */
-						x86_fetch_ptr(cpu, rip + avail, &more, true);
+						x86_fetch_ptr(cpu, csbase + rip + avail, &more, true);
 					break;
 				}
 				memcpy(buf + avail, b2, MIN(more, 15u - avail));
 				x86_decode(cpu, rip, buf, 15, i);
-				page2 = x86_fetch_phys(cpu, rip + avail) >> 12;
+				page2 = x86_fetch_phys(cpu, csbase + rip + avail) >> 12;
 			}
 		} else {
 			x86_decode(cpu, rip, bytes, 15, i);
@@ -224,7 +227,7 @@ static struct x86_block *translate(struct x86_cpu *cpu, uint64_t phys)
 		n++;
 		rip = i->next_rip;
 		if ((i->flags & X86_IF_END) || n >= max || page2 != ~0ull ||
-		    (rip & 0xfff) == 0)
+		    ((csbase + rip) & 0xfff) == 0)
 			break;
 	}
 	/* Sentinel: continue at the next instruction in a new block. */
@@ -257,7 +260,7 @@ static struct x86_block *lookup(struct x86_cpu *cpu)
 	uint64_t rip = cpu->rip;
 	unsigned j = hash_rip(rip, JC_BITS);
 	struct x86_block *b = cc->jc[j];
-	uint64_t phys = x86_fetch_phys(cpu, rip); /* may fault */
+	uint64_t phys = x86_fetch_phys(cpu, rip + cpu->segbase[X86_CS]); /* may fault */
 	uint32_t mode = mode_key(cpu);
 
 	if (b && b->rip == rip && b->phys == phys && b->mode == mode)

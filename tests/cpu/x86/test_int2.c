@@ -724,7 +724,13 @@ static void ct_init_legacy(struct ct *t, bool pm32)
 
 static int ct_run_legacy(struct ct *t, const uint8_t *code, size_t len)
 {
-	ct_run(t, code, len);
+	/* code at CT_CODE = CS.base, so IP/EIP starts at 0 */
+	memcpy(t->mem + (CT_CODE - CT_BASE), code, len);
+	x86_invalidate_code(t->cpu, CT_CODE, len);
+	t->st.rip = t->st.seg[X86_CS].base == CT_CODE ? 0 : CT_CODE;
+	x86_set_state(t->cpu, &t->st);
+	x86_run(t->cpu, 100000000, &t->exit);
+	x86_get_state(t->cpu, &t->st);
 	/* a fresh CPU for the next run: this one stays halted */
 	struct x86_cpu_config cfg = { .user_mode = false };
 	x86_cpu_free(t->cpu);
