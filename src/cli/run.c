@@ -16,7 +16,6 @@
 #include "machine/machine.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
@@ -25,9 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,70 +54,10 @@ struct vm {
 	volatile enum vm_action action;
 	int exit_status;
 	char why[256];
-	int serial_out; /* fd the guest's COM1 output goes to */
-	int serial_in;  /* fd read for COM1 input, or -1 */
-	bool console_tty;
-	int escape;     /* Ctrl-A seen */
+	struct chardev_host *serial; /* COM1's host end (machine/chardev.c) */
 };
 
-/* --- the terminal ---------------------------------------------------- */
-
-static struct termios saved_tio;
-static bool tio_saved;
-
-static void tty_restore(void)
-{
-	if (tio_saved) {
-		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
-		tio_saved = false;
-	}
-}
-
-static void tty_raw(void)
-{
-	struct termios t;
-	if (tcgetattr(STDIN_FILENO, &saved_tio) < 0)
-		return;
-	tio_saved = true;
-	atexit(tty_restore);
-	t = saved_tio;
-	t.c_iflag &= ~(unsigned)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
-	t.c_lflag &= ~(unsigned)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
-	t.c_cflag &= ~(unsigned)(CSIZE | PARENB);
-	t.c_cflag |= CS8;
-	t.c_cc[VMIN] = 1;
-	t.c_cc[VTIME] = 0;
-	tcsetattr(STDIN_FILENO, TCSANOW, &t);
-}
-
 /* --- machine callbacks (vm->lock held) ---------------------------------- */
-
-static size_t serial_write(void *opaque, const uint8_t *buf, size_t len)
-{
-	struct vm *vm = opaque;
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = write(vm->serial_out, buf + done, len - done);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return len; /* the reader went away: drop output, as a UART would */
-		}
-		done += (size_t)n;
-	}
-	return len;
-}
-
-static void serial_rx_ready(void *opaque)
-{
-	struct vm *vm = opaque;
-	uint64_t one = 1;
-	if (write(vm->wake_fd, &one, sizeof(one)) < 0) {
-		/* nothing to do: the I/O loop polls again soon */
-	}
-}
-
-static const struct chardev_ops serial_ops = { serial_write, serial_rx_ready };
 
 /* Something became pending for vCPU cpu. */
 static void vm_kick(void *opaque, unsigned cpu)
@@ -526,123 +462,44 @@ static int load_guest(struct vm *vm, struct boot_cpu_state *bs)
 
 /* --- the I/O loop --------------------------------------------------------- */
 
-static void console_input(struct vm *vm)
-{
-	uint8_t buf[256], out[256];
-	size_t space;
-
-	pthread_mutex_lock(&vm->lock);
-	space = uart_rx_space(machine_uart(vm->m));
-	pthread_mutex_unlock(&vm->lock);
-	if (!space)
-		return;
-	ssize_t n = read(vm->serial_in, buf, MIN(space, sizeof(buf)));
-	if (n <= 0) {
-		if (n == 0 || (errno != EAGAIN && errno != EINTR))
-			vm->serial_in = -1; /* end of input: the guest keeps running */
-		return;
-	}
-	size_t k = 0;
-	for (ssize_t j = 0; j < n; j++) {
-		uint8_t c = buf[j];
-		if (vm->console_tty) {
-			if (vm->escape) {
-				vm->escape = 0;
-				if (c == 'x' || c == 'X') {
-					vm->exit_status = 0;
-					vm->action = VM_EXIT;
-					snprintf(vm->why, sizeof(vm->why), "terminated by Ctrl-A x");
-					return;
-				}
-				if (c != 1)
-					continue;
-			} else if (c == 1) {
-				vm->escape = 1;
-				continue;
-			}
-		}
-		out[k++] = c;
-	}
-	pthread_mutex_lock(&vm->lock);
-	uart_receive(machine_uart(vm->m), out, k);
-	pthread_mutex_unlock(&vm->lock);
-}
-
 static void io_loop(struct vm *vm)
 {
 	struct hw_clock *clock = machine_clock(vm->m);
+	bool input = true;
 
 	while (vm->action == VM_RUNNING) {
 		pthread_mutex_lock(&vm->lock);
 		hw_clock_run_timers(clock);
 		check_requests(vm);
+		/* console input: whatever is there now, as much as the FIFO takes */
+		int r = input ? chardev_host_pump(vm->serial, machine_uart(vm->m)) : 0;
 		uint64_t now = hw_clock_ns(clock), next = hw_clock_next_deadline(clock);
-		bool want_input = vm->serial_in >= 0 && uart_rx_space(machine_uart(vm->m)) > 0;
 		pthread_mutex_unlock(&vm->lock);
+		if (r == 1) {
+			vm->exit_status = 0;
+			vm->action = VM_EXIT;
+			snprintf(vm->why, sizeof(vm->why), "terminated by Ctrl-A x");
+		} else if (r < 0) {
+			input = false; /* a read error: the guest keeps running without input */
+		}
 		if (vm->action != VM_RUNNING)
 			break;
 
-		struct pollfd pfd[2] = { { vm->wake_fd, POLLIN, 0 }, { vm->serial_in, POLLIN, 0 } };
+		int in_fd = input ? chardev_host_poll_fd(vm->serial) : -1;
+		struct pollfd pfd[2] = { { vm->wake_fd, POLLIN, 0 }, { in_fd, POLLIN, 0 } };
 		uint64_t wait_ns = next > now ? next - now : 0;
-		if (next == UINT64_MAX)
-			wait_ns = 100000000; /* look again at least every 100 ms */
-		wait_ns = MIN(wait_ns, 100000000ull);
+		/* look again at least every 10 ms: input the FIFO could not take
+		 * yet waits in the host end */
+		wait_ns = MIN(wait_ns, 10000000ull);
 		struct timespec ts = { (time_t)(wait_ns / 1000000000ull), (long)(wait_ns % 1000000000ull) };
-		int n = ppoll(pfd, want_input ? 2 : 1, &ts, NULL);
+		int n = ppoll(pfd, in_fd >= 0 ? 2 : 1, &ts, NULL);
 		if (n > 0 && (pfd[0].revents & POLLIN)) {
 			uint64_t v;
 			if (read(vm->wake_fd, &v, sizeof(v)) < 0) {
 				/* spurious */
 			}
 		}
-		if (n > 0 && want_input && (pfd[1].revents & (POLLIN | POLLHUP)))
-			console_input(vm);
 	}
-}
-
-/* --- serial setup ------------------------------------------------------ */
-
-static int open_serial(struct vm *vm, const char *spec)
-{
-	vm->serial_in = -1;
-	vm->serial_out = STDOUT_FILENO;
-	if (!spec || !strcmp(spec, "stdio")) {
-		vm->serial_in = STDIN_FILENO;
-		vm->console_tty = isatty(STDIN_FILENO);
-		return 0;
-	}
-	if (!strcmp(spec, "none")) {
-		vm->serial_out = open("/dev/null", O_WRONLY | O_CLOEXEC);
-		return vm->serial_out < 0 ? -errno : 0;
-	}
-	if (!strncmp(spec, "file:", 5)) {
-		vm->serial_out = open(spec + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (vm->serial_out < 0) {
-			log_error("run: --serial %s: cannot open the file: %s", spec, strerror(errno));
-			return -errno;
-		}
-		return 0;
-	}
-	if (!strncmp(spec, "unix:", 5)) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-		if (strlen(spec + 5) >= sizeof(sa.sun_path)) {
-			log_error("run: --serial %s: the socket path is too long", spec);
-			return -ENAMETOOLONG;
-		}
-		strcpy(sa.sun_path, spec + 5);
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-			log_error("run: --serial %s: cannot connect: %s (start the listener first)", spec,
-				  strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			return -ECONNREFUSED;
-		}
-		vm->serial_in = vm->serial_out = fd;
-		return 0;
-	}
-	log_error("run: --serial '%s' is not one of stdio, none, file:PATH, unix:PATH", spec);
-	return -EINVAL;
 }
 
 /* --- one boot ------------------------------------------------------------ */
@@ -653,7 +510,7 @@ static enum vm_action boot_once(struct vm *vm)
 	struct machine_config mc = {
 		.ram_bytes = o->ram_bytes,
 		.nr_cpus = o->cpus,
-		.serial = { &serial_ops, vm },
+		.serial = chardev_host_dev(vm->serial),
 		.kick = vm_kick,
 		.kick_opaque = vm,
 	};
@@ -725,7 +582,8 @@ static void usage(FILE *f)
 		"  --append CMDLINE   kernel command line\n"
 		"  --memory SIZE      guest RAM, e.g. 512M or 2G (default 512M; a plain number is MiB)\n"
 		"  --cpus N           virtual CPUs (default 1)\n"
-		"  --serial BACKEND   COM1: stdio (default), none, file:PATH, unix:PATH\n"
+		"  --serial BACKEND   COM1: stdio (default), null, file:PATH, unix:PATH (a socket\n"
+		"                     maquina listens on; one client at a time)\n"
 		"  --no-reboot        exit instead of rebooting on a guest reset or triple fault\n"
 		"  --accel NAME       vCPU backend: emu (the software CPU; default)\n"
 		"On the terminal, Ctrl-A x quits.  The guest's power-off ends maquina with status 0;\n"
@@ -807,28 +665,25 @@ int cmd_run(int argc, char **argv)
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	vm->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->wake_fd < 0 || open_serial(vm, o.serial) < 0) {
+	struct loader_error err = { "" };
+	const char *spec = o.serial ? o.serial : "stdio";
+	if (vm->wake_fd < 0 || chardev_host_open(spec, &vm->serial, &err) < 0) {
+		log_error("run: --serial %s: %s", spec, err.msg[0] ? err.msg : strerror(errno));
 		if (vm->wake_fd >= 0)
 			close(vm->wake_fd);
 		free(vm);
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (vm->console_tty)
-		tty_raw();
 	enum vm_action a;
 	do {
 		a = boot_once(vm);
 	} while (a == VM_RESET);
-	tty_restore();
+	chardev_host_close(vm->serial); /* restores the terminal */
 	if (vm->why[0])
 		log_error("run: %s", vm->why);
 	int status = vm->exit_status;
 	close(vm->wake_fd);
-	if (vm->serial_out > STDERR_FILENO)
-		close(vm->serial_out);
-	if (vm->serial_in > STDERR_FILENO && vm->serial_in != vm->serial_out)
-		close(vm->serial_in);
 	free(vm);
 	return status;
 }

@@ -30,8 +30,8 @@ expect 1 "neither a Linux bzImage nor a multiboot ELF kernel" --kernel "$tmp/zer
 expect 2 "is not a size between 16M and 1T" --kernel "$tmp/text" --memory 12Q
 expect 2 "is not a size between 16M and 1T" --kernel "$tmp/text" --memory 1M
 expect 2 "is not a number from 1 to" --kernel "$tmp/text" --cpus 0
-expect 1 "is not one of stdio, none, file:PATH, unix:PATH" --kernel "$tmp/text" --serial bogus
-expect 1 "cannot connect" --kernel "$tmp/text" --serial "unix:$tmp/nosock"
+expect 1 "unknown serial backend .bogus.; use stdio, file:PATH, unix:PATH or null" --kernel "$tmp/text" --serial bogus
+expect 1 "cannot listen on unix socket" --kernel "$tmp/text" --serial "unix:$tmp/nodir/sock"
 expect 2 "accelerator 'kvmx' is not built into this maquina" --kernel "$tmp/text" --accel kvmx
 if "$(dirname "$0")/../../scripts/guest-assets" "$build" >/dev/null 2>&1; then
 	k="$build/guest/vmlinuz"
