@@ -519,10 +519,14 @@ struct net_backend *net_slirp_new(struct ev_loop *loop, const struct net_opts *o
 
 			snprintf(err, err_len,
 				 "user network: cannot forward host %s port %u.%u.%u.%u:%u to the guest's "
-				 "port %u: %s; pick another host port or stop what listens there",
+				 "port %u: %s%s",
 				 f->udp ? "UDP" : "TCP", f->host_addr >> 24, f->host_addr >> 16 & 0xff,
 				 f->host_addr >> 8 & 0xff, f->host_addr & 0xff, f->host_port,
-				 f->guest_port, e ? strerror(e) : "the address is in use");
+				 f->guest_port, e ? strerror(e) : "the address is in use",
+				 e == EADDRNOTAVAIL ? " (no interface of this host has that address)"
+				 : e == EACCES	    ? " (ports below 1024 need root or "
+						      "CAP_NET_BIND_SERVICE)"
+						    : "; pick another host port or stop what listens there");
 			goto fail;
 		}
 	}

@@ -235,6 +235,11 @@ struct net_backend *net_tap_new(struct ev_loop *loop, const struct net_opts *o, 
 				 "tap %s: the interface is in use by another process (or is not a "
 				 "TAP device): pick another ifname",
 				 name);
+		else if (e == EINVAL)
+			snprintf(err, err_len,
+				 "tap %s: cannot create the interface: %s: an interface of that name "
+				 "exists and is not a TAP device; pick another ifname",
+				 name, strerror(e));
 		else
 			snprintf(err, err_len, "tap %s: cannot create the interface: %s", name,
 				 strerror(e));
