@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "core/core.h"
 #include "machine/machine.h"
+#include "net/net.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -29,11 +30,15 @@
 
 #define SLICE_INSNS (1u << 20)
 
+#define RUN_MAX_NICS 8
+
 struct run_opts {
 	const char *kernel, *initrd, *append, *serial, *accel;
 	uint64_t ram_bytes;
 	unsigned cpus;
 	bool no_reboot;
+	unsigned nr_nics;		   /* --net, in order */
+	struct net_opts nic[RUN_MAX_NICS];
 };
 
 enum vm_action { VM_RUNNING, VM_EXIT, VM_RESET };
@@ -621,6 +626,10 @@ static void usage(FILE *f)
 		"  --cpus N           virtual CPUs (default 1)\n"
 		"  --serial BACKEND   COM1: stdio (default), null, file:PATH, unix:PATH (a socket\n"
 		"                     maquina listens on; one client at a time)\n"
+		"  --net SPEC         a virtio-net NIC (repeatable): user[,hostfwd=tcp:127.0.0.1:2222-:22]\n"
+		"                     [,restrict=on][,net=10.0.2.0/24][,mac=MAC] (user-mode network:\n"
+		"                     gateway 10.0.2.2, DNS 10.0.2.3, DHCP from 10.0.2.15), or\n"
+		"                     tap,ifname=NAME[,mac=MAC]; MACs default to 52:54:00:12:34:56 + n\n"
 		"  --no-reboot        exit instead of rebooting on a guest reset or triple fault\n"
 		"  --accel NAME       vCPU backend: emu (the software CPU; default)\n"
 		"On the terminal, Ctrl-A x quits.  The guest's power-off ends maquina with status 0;\n"
@@ -638,6 +647,7 @@ int cmd_run(int argc, char **argv)
 		{ "serial", required_argument, NULL, 's' },
 		{ "no-reboot", no_argument, NULL, 'n' },
 		{ "accel", required_argument, NULL, 'A' },
+		{ "net", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -671,6 +681,19 @@ int cmd_run(int argc, char **argv)
 		case 's': o.serial = optarg; break;
 		case 'n': o.no_reboot = true; break;
 		case 'A': o.accel = optarg; break;
+		case 'N': {
+			char nerr[256];
+			if (o.nr_nics == RUN_MAX_NICS) {
+				log_error("run: --net %s: at most %d NICs", optarg, RUN_MAX_NICS);
+				return 2;
+			}
+			if (net_parse(optarg, o.nr_nics, &o.nic[o.nr_nics], nerr, sizeof(nerr))) {
+				log_error("run: %s", nerr);
+				return 2;
+			}
+			o.nr_nics++;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default:
 			if (optopt)

@@ -173,6 +173,7 @@ static int parse_netaddr(char *v, struct net_opts *o, char *err, size_t err_len)
 int net_parse(const char *spec, unsigned index, struct net_opts *o, char *err, size_t err_len)
 {
 	char *buf, *save = NULL, *tok;
+	char sub[256];
 	int ret = 0;
 	bool first = true;
 	uint32_t mac_low;
@@ -240,14 +241,18 @@ int net_parse(const char *spec, unsigned index, struct net_opts *o, char *err, s
 					   NET_HOSTFWD_MAX);
 				goto out;
 			}
-			ret = parse_hostfwd(eq + 1, &o->hostfwd[o->nr_hostfwd], err, err_len);
-			if (ret)
+			ret = parse_hostfwd(eq + 1, &o->hostfwd[o->nr_hostfwd], sub, sizeof(sub));
+			if (ret) {
+				fail(err, err_len, "--net %s: %s", spec, sub);
 				goto out;
+			}
 			o->nr_hostfwd++;
 		} else if (o->kind == NET_USER && !strcmp(key, "net")) {
-			ret = parse_netaddr(eq + 1, o, err, err_len);
-			if (ret)
+			ret = parse_netaddr(eq + 1, o, sub, sizeof(sub));
+			if (ret) {
+				fail(err, err_len, "--net %s: %s", spec, sub);
 				goto out;
+			}
 		} else if (o->kind == NET_USER && !strcmp(key, "restrict")) {
 			if (!parse_onoff(val, &o->restricted)) {
 				ret = fail(err, err_len, "--net %s: restrict=%s: expected on or off",

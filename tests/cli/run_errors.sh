@@ -33,6 +33,8 @@ expect 2 "is not a number from 1 to" --kernel "$tmp/text" --cpus 0
 expect 1 "unknown serial backend .bogus.; use stdio, file:PATH, unix:PATH or null" --kernel "$tmp/text" --serial bogus
 expect 1 "cannot listen on unix socket" --kernel "$tmp/text" --serial "unix:$tmp/nodir/sock"
 expect 2 "accelerator 'kvmx' is not built into this maquina" --kernel "$tmp/text" --accel kvmx
+expect 2 "unknown backend 'bogus' (expected 'user' or 'tap')" --kernel "$tmp/text" --net bogus
+expect 2 "host port '99999' is not a number in 1-65535" --kernel "$tmp/text" --net user,hostfwd=tcp::99999-:22
 if "$(dirname "$0")/../../scripts/guest-assets" "$build" >/dev/null 2>&1; then
 	k="$build/guest/vmlinuz"
 	expect 1 "guest memory is too small for this kernel" --kernel "$k" --memory 16M
