@@ -55,7 +55,25 @@ struct vm {
 	int exit_status;
 	char why[256];
 	struct chardev_host *serial; /* COM1's host end (machine/chardev.c) */
+	uint64_t *code_bitmap;	     /* pages the emu vCPUs decoded code from */
+	uint64_t code_bitmap_pages;
 };
+
+/*
+ * A device wrote guest RAM at [gpa, gpa + len) (virtio_env.dma_written):
+ * vCPUs that may have decoded code there drop it before the guest can see
+ * the completion.  Any thread; called before the device publishes it.
+ */
+__attribute__((unused)) static void vm_dma_written(void *opaque, uint64_t gpa, uint64_t len)
+{
+	struct vm *vm = opaque;
+	if (!vm->code_bitmap ||
+	    !accel_code_bitmap_test(vm->code_bitmap, vm->code_bitmap_pages, gpa, len))
+		return;
+	for (unsigned k = 0; k < vm->ncpus; k++)
+		if (vm->vcpu[k])
+			vcpu_code_written(vm->vcpu[k], gpa, len);
+}
 
 /* --- machine callbacks (vm->lock held) ---------------------------------- */
 
@@ -533,8 +551,25 @@ static enum vm_action boot_once(struct vm *vm)
 	}
 	vm->ncpus = o->cpus;
 	vm->action = VM_RUNNING;
+	{
+		struct mem *mem = machine_mem(vm->m);
+		uint64_t top = 0;
+		for (unsigned i = 0; i < mem_region_count(mem); i++) {
+			const struct mem_region *r = mem_region_get(mem, i);
+			top = MAX(top, r->gpa + r->size);
+		}
+		vm->code_bitmap = accel_code_bitmap_new(top, &vm->code_bitmap_pages);
+		if (!vm->code_bitmap) {
+			log_error("run: out of memory");
+			machine_free(vm->m);
+			vm->exit_status = 1;
+			return VM_EXIT;
+		}
+	}
 	for (unsigned k = 0; k < vm->ncpus; k++) {
-		struct vcpu_config vc = { .index = k, .apic = true, .ops = &vm_ops, .opaque = vm };
+		struct vcpu_config vc = { .index = k, .apic = true, .ops = &vm_ops, .opaque = vm,
+					  .code_bitmap = vm->code_bitmap,
+					  .code_bitmap_pages = vm->code_bitmap_pages };
 		vm->vcpu[k] = vcpu_new(o->accel, &vc);
 		if (!vm->vcpu[k]) {
 			log_error("run: cannot create vCPU %u: %s", k, strerror(errno));
@@ -569,6 +604,8 @@ static enum vm_action boot_once(struct vm *vm)
 	enum vm_action a = vm->action;
 	machine_free(vm->m);
 	vm->m = NULL;
+	free(vm->code_bitmap);
+	vm->code_bitmap = NULL;
 	return a;
 }
 

@@ -388,4 +388,15 @@ int chardev_host_poll_fd(const struct chardev_host *h);
  */
 int chardev_host_pump(struct chardev_host *h, struct uart *uart);
 
+/* Where chardev_host_pump_sink delivers input: space says how many bytes
+ * the device can take now (0: none), receive takes up to len and returns
+ * how many it took. */
+struct chardev_sink {
+	size_t (*receive)(void *opaque, const uint8_t *buf, size_t len);
+	size_t (*space)(void *opaque);
+	void *opaque;
+};
+/* chardev_host_pump for any device (e.g. a virtio console). */
+int chardev_host_pump_sink(struct chardev_host *h, const struct chardev_sink *sink);
+
 #endif
