@@ -256,6 +256,17 @@ void virtio_pci_free(struct virtio_pci *vp); /* frees vd too */
 struct pci_device *virtio_pci_device(struct virtio_pci *vp);
 /* Size of BAR 0 (what the machine reserves when it assigns addresses). */
 uint64_t virtio_pci_bar_size(const struct virtio_pci *vp);
+/* Re-reads BAR 0 and the command register and (un)registers the BAR's
+ * window on the MMIO bus to match (the config-write hook does this for
+ * guest writes through the PCI host; call it after writing config[]
+ * directly).  A window that would overlap another is left unmapped. */
+void virtio_pci_bar_moved(struct virtio_pci *vp);
+/* The device inside the transport. */
+struct virtio_dev *virtio_pci_dev(struct virtio_pci *vp);
+/* A VM reset: resets the device (as status 0 does) and the function's
+ * MSI-X state (disabled, every vector masked, nothing pending); the BAR
+ * keeps its address. */
+void virtio_pci_reset(struct virtio_pci *vp);
 
 /* ------------------------------------------------------------------ */
 /* Devices                                                             */

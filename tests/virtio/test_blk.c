@@ -2,9 +2,9 @@
  * virtio-blk driven like a guest driver would: real raw and qcow2 images,
  * rings and buffers in guest RAM, completions through the event loop.
  *
- * The driver side here talks to the transport-independent device (status
- * register, features, queue registers: virtio_int.h), so it tests the
- * device and the virtqueue code without the PCI window.
+ * The guest's side is vdriver (a small virtio-pci driver over the MMIO
+ * bus and the PCI host), so these also run the transport and the
+ * virtqueue code as a guest would meet them.
  *
  * Usage: test-virtio-blk DIR (a scratch folder for the images).
  */
@@ -18,14 +18,9 @@
 #include "mem/mem.h"
 #include "test.h"
 #include "virtio/virtio.h"
-#include "virtio/virtio_int.h"
+#include "vdriver.h"
 
-#define RAM_BYTES (32u << 20)
 #define QSIZE 256
-#define DESC_GPA 0x10000ull
-#define AVAIL_GPA 0x20000ull
-#define USED_GPA 0x30000ull
-#define BUF_START 0x100000ull
 
 #define T_IN 0
 #define T_OUT 1
@@ -47,20 +42,17 @@
 static const char *dir;
 
 /* ------------------------------------------------------------------ */
-/* The guest's side                                                    */
+/* The guest's side: vdriver over the PCI transport                    */
 
 struct drv {
-	struct mem *mem;
-	struct ev_loop *loop;
+	struct vbench *b;
+	struct vdrv *v;
 	struct virtio_dev *vd;
-	uint64_t ring_base; /* offsets the ring addresses (several disks) */
-	uint16_t avail_idx, used_seen;
-	uint16_t free_head, nr_free;
-	uint16_t next[QSIZE];
-	uint32_t done_len[QSIZE];
+	uint64_t offered;
 	bool done[QSIZE];
+	uint32_t done_len[QSIZE];
+	uint16_t added, completed;
 	uint64_t bump, bump_start, bump_end;
-	unsigned irqs, config_irqs;
 };
 
 struct seg {
@@ -69,22 +61,9 @@ struct seg {
 	bool write; /* device-writable */
 };
 
-static void tr_notify_queue(void *opaque, struct virtq *vq)
-{
-	(void)vq;
-	((struct drv *)opaque)->irqs++;
-}
-
-static void tr_notify_config(void *opaque)
-{
-	((struct drv *)opaque)->config_irqs++;
-}
-
-static const struct virtio_transport_ops tr_ops = { tr_notify_queue, tr_notify_config };
-
 static void *gptr(struct drv *d, uint64_t gpa, uint64_t len)
 {
-	void *p = mem_ram_ptr(d->mem, gpa, len);
+	void *p = mem_ram_ptr(d->b->mem, gpa, len);
 	if (!p) {
 		fprintf(stderr, "test bug: gpa 0x%llx+%llu outside RAM\n", (unsigned long long)gpa,
 			(unsigned long long)len);
@@ -93,6 +72,8 @@ static void *gptr(struct drv *d, uint64_t gpa, uint64_t len)
 	return p;
 }
 
+/* Guest buffers from the driver's window, reused round-robin (callers
+ * keep fewer bytes in flight than the window holds). */
 static uint64_t galloc(struct drv *d, uint64_t len)
 {
 	len = ALIGN_UP(len, 16);
@@ -103,142 +84,85 @@ static uint64_t galloc(struct drv *d, uint64_t len)
 	return g;
 }
 
-static uint64_t desc_gpa(struct drv *d) { return d->ring_base + DESC_GPA; }
-static uint64_t avail_gpa(struct drv *d) { return d->ring_base + AVAIL_GPA; }
-static uint64_t used_gpa(struct drv *d) { return d->ring_base + USED_GPA; }
-
 static uint16_t used_idx(struct drv *d)
 {
-	uint16_t v;
-	memcpy(&v, gptr(d, used_gpa(d) + 2, 2), 2);
-	return v;
+	return vdrv_used_idx(d->v, 0);
 }
 
-/* Features: what the device offers, masked by want. */
+/* Reset, features (the offered ones masked by want), MSI-X, the queue,
+ * DRIVER_OK.  0 or -1. */
 static int drv_init(struct drv *d, uint64_t want)
 {
-	struct virtio_dev *vd = d->vd;
-	virtio_dev_write_status(vd, 0);
-	virtio_dev_write_status(vd, VIRTIO_STATUS_ACKNOWLEDGE);
-	virtio_dev_write_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	vd->driver_features = virtio_dev_host_features(vd) & want;
-	virtio_dev_write_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-					    VIRTIO_STATUS_FEATURES_OK);
-	if (!(virtio_dev_status(vd) & VIRTIO_STATUS_FEATURES_OK))
+	if (vdrv_negotiate(d->v, d->offered & want) < 0)
 		return -1;
-	struct virtq *vq = virtio_dev_queue(vd, 0);
-	vq->size = QSIZE;
-	vq->desc_gpa = desc_gpa(d);
-	vq->avail_gpa = avail_gpa(d);
-	vq->used_gpa = used_gpa(d);
-	memset(gptr(d, desc_gpa(d), 16 * QSIZE), 0, 16 * QSIZE);
-	memset(gptr(d, avail_gpa(d), 6 + 2 * QSIZE), 0, 6 + 2 * QSIZE);
-	memset(gptr(d, used_gpa(d), 6 + 8 * QSIZE), 0, 6 + 8 * QSIZE);
-	if (virtq_enable(vq) < 0)
+	vdrv_msix_enable(d->v, true);
+	if (vdrv_queue_setup(d->v, 0, QSIZE, 0) < 0)
 		return -1;
-	virtio_dev_write_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-					    VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-	if (!(virtio_dev_status(vd) & VIRTIO_STATUS_DRIVER_OK) ||
-	    (virtio_dev_status(vd) & VIRTIO_STATUS_NEEDS_RESET))
+	vdrv_driver_ok(d->v);
+	uint8_t st = vdrv_status(d->v);
+	if (!(st & VIRTIO_STATUS_DRIVER_OK) || (st & VIRTIO_STATUS_NEEDS_RESET))
 		return -1;
-	d->avail_idx = d->used_seen = 0;
-	for (unsigned i = 0; i < QSIZE; i++)
-		d->next[i] = (uint16_t)(i + 1);
-	d->free_head = 0;
-	d->nr_free = QSIZE;
 	memset(d->done, 0, sizeof(d->done));
+	d->added = d->completed = 0;
 	return 0;
 }
 
-static int drv_open(struct drv *d, struct mem *mem, struct ev_loop *loop,
-		    const struct virtio_blk_opts *o, uint64_t ring_base, uint64_t want)
+/* Makes the device on bench b and opens a driver on it. */
+static int drv_open(struct drv *d, struct vbench *b, const struct virtio_blk_opts *o,
+		    uint64_t want)
 {
 	memset(d, 0, sizeof(*d));
-	d->mem = mem;
-	d->loop = loop;
-	d->ring_base = ring_base;
-	d->bump_start = d->bump = BUF_START + ring_base * 16;
-	d->bump_end = d->bump_start + (4u << 20);
-	struct virtio_env env = { .mem = mem, .loop = loop };
+	d->b = b;
 	char err[512] = "";
-	d->vd = virtio_blk_new(&env, o, err, sizeof(err));
+	d->vd = virtio_blk_new(&b->env, o, err, sizeof(err));
 	if (!d->vd) {
 		fprintf(stderr, "virtio_blk_new: %s\n", err);
 		return -1;
 	}
-	virtio_dev_set_transport(d->vd, &tr_ops, d);
+	d->v = vbench_attach(b, d->vd);
+	if (!d->v)
+		return -1;
+	d->bump_start = d->bump = vbench_alloc(b, 6u << 20, 4096);
+	d->bump_end = d->bump_start + (6u << 20);
+	if (!d->bump_start)
+		return -1;
+	d->offered = vdrv_device_features(d->v);
 	return drv_init(d, want);
 }
 
-/* Makes a chain of the segments available (not kicked).  Returns its head
- * descriptor. */
 static int drv_add(struct drv *d, const struct seg *s, unsigned n)
 {
-	if (n == 0 || n > d->nr_free)
+	struct vdrv_buf bufs[80];
+	if (n > ARRAY_SIZE(bufs))
 		return -1;
-	uint8_t *desc = gptr(d, desc_gpa(d), 16 * QSIZE);
-	uint16_t head = d->free_head, i = head;
-	for (unsigned k = 0; k < n; k++) {
-		struct virtq_desc dd = { .addr = s[k].gpa, .len = s[k].len };
-		dd.flags = (uint16_t)((s[k].write ? VIRTQ_DESC_F_WRITE : 0) |
-				      (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
-		uint16_t nx = d->next[i];
-		dd.next = k + 1 < n ? nx : 0;
-		memcpy(desc + 16 * i, &dd, 16);
-		if (k + 1 < n)
-			i = nx;
+	for (unsigned i = 0; i < n; i++)
+		bufs[i] = (struct vdrv_buf){ s[i].gpa, s[i].len, s[i].write };
+	int head = vdrv_add(d->v, 0, bufs, n, false);
+	if (head >= 0) {
+		d->done[head] = false;
+		d->added++;
 	}
-	d->free_head = d->next[i];
-	d->nr_free = (uint16_t)(d->nr_free - n);
-	d->next[i] = 0xffff; /* end of this chain in the free-list links */
-	/* remember the chain's length: walk it again on completion */
-	uint8_t *avail = gptr(d, avail_gpa(d), 6 + 2 * QSIZE);
-	memcpy(avail + 4 + 2 * (d->avail_idx % QSIZE), &head, 2);
-	d->avail_idx++;
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	memcpy(avail + 2, &d->avail_idx, 2);
-	d->done[head] = false;
 	return head;
 }
 
 static void drv_kick(struct drv *d)
 {
-	virtio_dev_queue_kick(d->vd, 0);
+	vdrv_kick(d->v, 0);
 }
 
-/* Collects the used ring's new entries (frees their descriptors). */
 static void drv_collect(struct drv *d)
 {
-	uint16_t now = used_idx(d);
-	uint8_t *used = gptr(d, used_gpa(d), 6 + 8 * QSIZE);
-	uint8_t *desc = gptr(d, desc_gpa(d), 16 * QSIZE);
-	while (d->used_seen != now) {
-		uint32_t id, len;
-		memcpy(&id, used + 4 + 8 * (d->used_seen % QSIZE), 4);
-		memcpy(&len, used + 8 + 8 * (d->used_seen % QSIZE), 4);
-		d->used_seen++;
-		if (id >= QSIZE || d->done[id]) {
-			fprintf(stderr, "device returned a bad id %u\n", id);
+	uint32_t len;
+	int head;
+	while ((head = vdrv_get_used(d->v, 0, &len)) >= 0) {
+		if (head >= QSIZE || d->done[head]) {
+			fprintf(stderr, "device returned a bad id %d\n", head);
 			test_failures++;
 			continue;
 		}
-		d->done[id] = true;
-		d->done_len[id] = len;
-		/* free the chain */
-		uint16_t i = (uint16_t)id;
-		unsigned n = 1;
-		for (;;) {
-			struct virtq_desc dd;
-			memcpy(&dd, desc + 16 * i, 16);
-			if (!(dd.flags & VIRTQ_DESC_F_NEXT))
-				break;
-			d->next[i] = dd.next;
-			i = dd.next;
-			n++;
-		}
-		d->next[i] = d->free_head;
-		d->free_head = (uint16_t)id;
-		d->nr_free = (uint16_t)(d->nr_free + n);
+		d->done[head] = true;
+		d->done_len[head] = len;
+		d->completed++;
 	}
 }
 
@@ -252,7 +176,7 @@ static bool drv_wait(struct drv *d, int head)
 			return true;
 		if (clock_ns() > end)
 			return false;
-		ev_loop_run_once(d->loop, 50000000);
+		ev_loop_run_once(d->b->env.loop, 50000000);
 	}
 }
 
@@ -262,11 +186,11 @@ static bool drv_wait_all(struct drv *d)
 	uint64_t end = clock_ns() + 20000000000ull;
 	for (;;) {
 		drv_collect(d);
-		if (d->used_seen == d->avail_idx)
+		if (d->completed == d->added)
 			return true;
 		if (clock_ns() > end)
 			return false;
-		ev_loop_run_once(d->loop, 50000000);
+		ev_loop_run_once(d->b->env.loop, 50000000);
 	}
 }
 
@@ -368,9 +292,7 @@ static void pattern(uint8_t *buf, size_t len, uint64_t seed)
 
 static uint64_t config_u64(struct drv *d, uint32_t off, uint32_t len)
 {
-	uint64_t v = 0;
-	virtio_dev_config_access(d->vd, off, &v, len, false);
-	return v;
+	return vdrv_config_read(d->v, off, len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -449,9 +371,18 @@ static bool qemu_img_check_clean(const char *path)
 /* Tests                                                               */
 
 struct env {
-	struct mem *mem;
 	struct ev_loop *loop;
 };
+
+/* A fresh machine's worth of PCI, MMIO and RAM, on the shared loop. */
+static void bench_init(struct env *e, struct vbench *b)
+{
+	if (vbench_init(b, 64u << 20) < 0) {
+		fprintf(stderr, "vbench_init failed\n");
+		exit(1);
+	}
+	b->env.loop = e->loop;
+}
 
 #define DISK_BYTES (8u << 20)
 #define CAP (DISK_BYTES / 512)
@@ -460,7 +391,9 @@ static void test_config(struct env *e, const char *path)
 {
 	struct virtio_blk_opts o = { .path = path, .serial = "cfg" };
 	struct drv d;
-	CHECK(drv_open(&d, e->mem, e->loop, &o, 0, ~0ull) == 0);
+	struct vbench b;
+	bench_init(e, &b);
+	CHECK(drv_open(&d, &b, &o, ~0ull) == 0);
 	CHECK_EQ_U64(config_u64(&d, 0, 8), CAP);
 	CHECK_EQ_U64(config_u64(&d, 12, 4), QSIZE - 2); /* seg_max */
 	CHECK_EQ_U64(config_u64(&d, 20, 4), 512);	/* blk_size */
@@ -472,7 +405,7 @@ static void test_config(struct env *e, const char *path)
 	CHECK_EQ_U64(config_u64(&d, 56, 1), 1);		/* may unmap */
 	/* past the end reads as zero */
 	CHECK_EQ_U64(config_u64(&d, 60, 4), 0);
-	uint64_t f = virtio_dev_features(d.vd);
+	uint64_t f = d.offered;
 	CHECK(f & (1ull << F_FLUSH));
 	CHECK(f & (1ull << F_BLK_SIZE));
 	CHECK(f & (1ull << F_SEG_MAX));
@@ -481,11 +414,11 @@ static void test_config(struct env *e, const char *path)
 	CHECK(!(f & (1ull << F_RO)));
 	/* writeback is writable with CONFIG_WCE */
 	uint8_t zero = 0;
-	virtio_dev_config_access(d.vd, 32, &zero, 1, true);
+	vdrv_config_write(d.v, 32, 1, zero);
 	CHECK_EQ_U64(config_u64(&d, 32, 1), 0);
 	/* other fields ignore writes */
 	uint64_t junk = 0x1234;
-	virtio_dev_config_access(d.vd, 0, &junk, 8, true);
+	vdrv_config_write(d.v, 0, 4, junk);
 	CHECK_EQ_U64(config_u64(&d, 0, 8), CAP);
 	/* writes in write-through mode work */
 	uint8_t buf[1024], back[1024];
@@ -511,16 +444,17 @@ static void test_config(struct env *e, const char *path)
 	char id2[2];
 	CHECK_EQ_U64(do_req(&d, T_GET_ID, 0, id2, 2, NULL), S_OK);
 	CHECK(id2[0] == 'c' && id2[1] == 'f');
-	virtio_dev_free(d.vd);
+	vbench_fini(&b);
 
 	/* default serial: the file's base name */
 	struct virtio_blk_opts o2 = { .path = path };
-	CHECK(drv_open(&d, e->mem, e->loop, &o2, 0, ~0ull) == 0);
+	bench_init(e, &b);
+	CHECK(drv_open(&d, &b, &o2, ~0ull) == 0);
 	memset(id, 0, sizeof(id));
 	CHECK_EQ_U64(do_req(&d, T_GET_ID, 0, id, 20, NULL), S_OK);
 	const char *base = strrchr(path, '/') + 1;
 	CHECK(!strncmp(id, base, 20));
-	virtio_dev_free(d.vd);
+	vbench_fini(&b);
 }
 
 /* Writes, reads back, flushes, and checks the image afterwards through
@@ -529,7 +463,9 @@ static void test_rw(struct env *e, const char *path, enum virtio_blk_cache cache
 {
 	struct virtio_blk_opts o = { .path = path, .cache = cache };
 	struct drv d;
-	CHECK(drv_open(&d, e->mem, e->loop, &o, 0, ~0ull) == 0);
+	struct vbench b;
+	bench_init(e, &b);
+	CHECK(drv_open(&d, &b, &o, ~0ull) == 0);
 	CHECK_EQ_U64(config_u64(&d, 0, 8), CAP);
 	uint8_t *want = calloc(1, DISK_BYTES);
 	uint8_t *buf = malloc(256 << 10), *back = malloc(256 << 10);
@@ -611,8 +547,8 @@ static void test_rw(struct env *e, const char *path, enum virtio_blk_cache cache
 	/* the image is unchanged by all of that */
 	CHECK_EQ_U64(do_req(&d, T_IN, 0, back, 4096, NULL), S_OK);
 	CHECK(!memcmp(back, want, 4096));
-	CHECK(!(virtio_dev_status(d.vd) & VIRTIO_STATUS_NEEDS_RESET));
-	virtio_dev_free(d.vd);
+	CHECK(!(vdrv_status(d.v) & VIRTIO_STATUS_NEEDS_RESET));
+	vbench_fini(&b);
 
 	CHECK(image_equals(path, 0, want, DISK_BYTES));
 	if (have_qemu_img()) {
@@ -632,17 +568,19 @@ static void test_read_only(struct env *e, const char *path)
 	/* put known data in first */
 	uint8_t buf[4096], back[4096];
 	pattern(buf, sizeof(buf), 5);
-	struct blk *b;
+	struct blk *img;
 	char err[512];
 	struct blk_open_opts bo = { .flags = BLK_OPEN_RDWR };
-	CHECK(blk_open(path, &bo, &b, err, sizeof(err)) == 0);
-	CHECK(blk_pwrite(b, 0, buf, sizeof(buf), 0) == 0);
-	blk_close(b);
+	CHECK(blk_open(path, &bo, &img, err, sizeof(err)) == 0);
+	CHECK(blk_pwrite(img, 0, buf, sizeof(buf), 0) == 0);
+	blk_close(img);
 
 	struct virtio_blk_opts o = { .path = path, .read_only = true };
 	struct drv d;
-	CHECK(drv_open(&d, e->mem, e->loop, &o, 0, ~0ull) == 0);
-	uint64_t f = virtio_dev_features(d.vd);
+	struct vbench b;
+	bench_init(e, &b);
+	CHECK(drv_open(&d, &b, &o, ~0ull) == 0);
+	uint64_t f = d.offered;
 	CHECK(f & (1ull << F_RO));
 	CHECK(!(f & (1ull << F_DISCARD)));
 	CHECK(!(f & (1ull << F_WRITE_ZEROES)));
@@ -656,7 +594,7 @@ static void test_read_only(struct env *e, const char *path)
 	CHECK_EQ_U64(do_req(&d, T_FLUSH, 0, NULL, 0, NULL), S_OK);
 	CHECK_EQ_U64(do_req(&d, T_IN, 0, back, sizeof(back), NULL), S_OK);
 	CHECK(!memcmp(back, buf, sizeof(back)));
-	virtio_dev_free(d.vd);
+	vbench_fini(&b);
 	CHECK(image_equals(path, 0, buf, sizeof(buf)));
 
 	/* a file without write permission needs readonly=on (root ignores
@@ -664,9 +602,11 @@ static void test_read_only(struct env *e, const char *path)
 	if (geteuid() != 0) {
 		chmod(path, 0444);
 		struct virtio_blk_opts o2 = { .path = path };
-		struct virtio_env env = { .mem = e->mem, .loop = e->loop };
+		struct vbench b2;
+		bench_init(e, &b2);
 		char msg[512] = "";
-		CHECK(virtio_blk_new(&env, &o2, msg, sizeof(msg)) == NULL);
+		CHECK(virtio_blk_new(&b2.env, &o2, msg, sizeof(msg)) == NULL);
+		vbench_fini(&b2);
 		CHECK(strstr(msg, "readonly=on") != NULL);
 		chmod(path, 0644);
 	}
@@ -677,14 +617,16 @@ static void test_malformed(struct env *e, const char *path)
 {
 	struct virtio_blk_opts o = { .path = path };
 	struct drv d;
-	CHECK(drv_open(&d, e->mem, e->loop, &o, 0, ~0ull) == 0);
+	struct vbench b;
+	bench_init(e, &b);
+	CHECK(drv_open(&d, &b, &o, ~0ull) == 0);
 	uint64_t hdr = galloc(&d, 16);
 	memset(gptr(&d, hdr, 16), 0, 16);
 	struct seg only_out[1] = { { hdr, 16, false } };
 	int h = drv_add(&d, only_out, 1);
 	CHECK(h >= 0);
 	drv_kick(&d);
-	CHECK(virtio_dev_status(d.vd) & VIRTIO_STATUS_NEEDS_RESET);
+	CHECK(vdrv_status(d.v) & VIRTIO_STATUS_NEEDS_RESET);
 	CHECK(used_idx(&d) == 0);
 	/* a reset makes it usable again */
 	CHECK(drv_init(&d, ~0ull) == 0);
@@ -695,7 +637,7 @@ static void test_malformed(struct env *e, const char *path)
 	struct seg shorthdr[2] = { { hdr, 8, false }, { st, 1, true } };
 	CHECK(drv_add(&d, shorthdr, 2) >= 0);
 	drv_kick(&d);
-	CHECK(virtio_dev_status(d.vd) & VIRTIO_STATUS_NEEDS_RESET);
+	CHECK(vdrv_status(d.v) & VIRTIO_STATUS_NEEDS_RESET);
 	/* kicks on a broken device do nothing */
 	drv_kick(&d);
 	CHECK(drv_init(&d, ~0ull) == 0);
@@ -717,8 +659,7 @@ static void test_malformed(struct env *e, const char *path)
 	drv_kick(&d);
 	CHECK(drv_wait(&d, head));
 	CHECK(*(uint8_t *)gptr(&d, data + 512, 1) == S_OK);
-	/* extra readable bytes after the header of a read are ignored */
-	virtio_dev_free(d.vd);
+	vbench_fini(&b);
 }
 
 /* More requests than the block queue takes at once, and a reset while
@@ -727,7 +668,9 @@ static void test_many(struct env *e, const char *path)
 {
 	struct virtio_blk_opts o = { .path = path };
 	struct drv d;
-	CHECK(drv_open(&d, e->mem, e->loop, &o, 0, ~0ull) == 0);
+	struct vbench b;
+	bench_init(e, &b);
+	CHECK(drv_open(&d, &b, &o, ~0ull) == 0);
 	enum { N = 120, LEN = 4096 };
 	uint64_t data[N], st[N];
 	int heads[N];
@@ -776,7 +719,7 @@ static void test_many(struct env *e, const char *path)
 		all_ok &= d.done_len[heads[i]] == LEN + 1;
 	}
 	CHECK(all_ok);
-	CHECK(d.irqs > 0);
+	CHECK(vdrv_irq_count(&b.irq, 0) > 0);
 
 	/* reset with requests in flight: nothing lands in guest memory
 	 * afterwards, and the device works again after re-initialisation */
@@ -794,8 +737,8 @@ static void test_many(struct env *e, const char *path)
 	}
 	uint16_t used_before = used_idx(&d);
 	drv_kick(&d); /* starts them; completions wait for the loop */
-	virtio_dev_write_status(d.vd, 0);
-	CHECK_EQ_U64(virtio_dev_status(d.vd), 0);
+	vdrv_reset(d.v);
+	CHECK_EQ_U64(vdrv_status(d.v), 0);
 	/* the loop runs any leftover completion: none may touch the ring */
 	for (int k = 0; k < 5; k++)
 		ev_loop_run_once(e->loop, 10000000);
@@ -809,7 +752,7 @@ static void test_many(struct env *e, const char *path)
 	CHECK_EQ_U64(do_req(&d, T_IN, 8 * 7, back, LEN, NULL), S_OK);
 	pattern(want, LEN, 1007);
 	CHECK(!memcmp(back, want, LEN));
-	virtio_dev_free(d.vd);
+	vbench_fini(&b);
 }
 
 /* Two disks on one VM: same memory and loop, separate rings. */
@@ -818,13 +761,15 @@ static void test_two_disks(struct env *e, const char *p1, const char *p2)
 	struct virtio_blk_opts o1 = { .path = p1, .serial = "one" };
 	struct virtio_blk_opts o2 = { .path = p2, .serial = "two" };
 	struct drv d1, d2;
-	CHECK(drv_open(&d1, e->mem, e->loop, &o1, 0, ~0ull) == 0);
-	CHECK(drv_open(&d2, e->mem, e->loop, &o2, 0x40000, ~0ull) == 0);
-	uint8_t a[8192], b[8192], back[8192];
+	struct vbench b;
+	bench_init(e, &b);
+	CHECK(drv_open(&d1, &b, &o1, ~0ull) == 0);
+	CHECK(drv_open(&d2, &b, &o2, ~0ull) == 0);
+	uint8_t a[8192], bb[8192], back[8192];
 	pattern(a, sizeof(a), 11);
-	pattern(b, sizeof(b), 22);
+	pattern(bb, sizeof(bb), 22);
 	/* interleave: both in flight at once */
-	uint64_t ha = galloc(&d1, 16 + sizeof(a)), hb = galloc(&d2, 16 + sizeof(b));
+	uint64_t ha = galloc(&d1, 16 + sizeof(a)), hb = galloc(&d2, 16 + sizeof(bb));
 	uint64_t sa = galloc(&d1, 1), sb = galloc(&d2, 1);
 	uint32_t t = T_OUT;
 	uint64_t sec = 40;
@@ -833,9 +778,9 @@ static void test_two_disks(struct env *e, const char *p1, const char *p2)
 	memcpy(gptr(&d1, ha + 8, 8), &sec, 8);
 	memcpy(gptr(&d1, ha + 16, sizeof(a)), a, sizeof(a));
 	memcpy(gptr(&d2, hb, 16), gptr(&d1, ha, 16), 16);
-	memcpy(gptr(&d2, hb + 16, sizeof(b)), b, sizeof(b));
+	memcpy(gptr(&d2, hb + 16, sizeof(bb)), bb, sizeof(bb));
 	struct seg s1[2] = { { ha, 16 + sizeof(a), false }, { sa, 1, true } };
-	struct seg s2[2] = { { hb, 16 + sizeof(b), false }, { sb, 1, true } };
+	struct seg s2[2] = { { hb, 16 + sizeof(bb), false }, { sb, 1, true } };
 	int h1 = drv_add(&d1, s1, 2), h2 = drv_add(&d2, s2, 2);
 	drv_kick(&d1);
 	drv_kick(&d2);
@@ -846,19 +791,20 @@ static void test_two_disks(struct env *e, const char *p1, const char *p2)
 	CHECK_EQ_U64(do_req(&d1, T_IN, 40, back, sizeof(back), NULL), S_OK);
 	CHECK(!memcmp(back, a, sizeof(a)));
 	CHECK_EQ_U64(do_req(&d2, T_IN, 40, back, sizeof(back), NULL), S_OK);
-	CHECK(!memcmp(back, b, sizeof(b)));
+	CHECK(!memcmp(back, bb, sizeof(bb)));
 	char id[20];
 	CHECK(do_req(&d2, T_GET_ID, 0, id, 20, NULL) == S_OK && !strcmp(id, "two"));
 	CHECK(do_req(&d1, T_GET_ID, 0, id, 20, NULL) == S_OK && !strcmp(id, "one"));
-	virtio_dev_free(d1.vd);
-	virtio_dev_free(d2.vd);
+	vbench_fini(&b);
 	CHECK(image_equals(p1, 40 * 512, a, sizeof(a)));
-	CHECK(image_equals(p2, 40 * 512, b, sizeof(b)));
+	CHECK(image_equals(p2, 40 * 512, bb, sizeof(bb)));
 }
 
 static void test_open_errors(struct env *e)
 {
-	struct virtio_env env = { .mem = e->mem, .loop = e->loop };
+	struct vbench b;
+	bench_init(e, &b);
+	struct virtio_env env = b.env;
 	char msg[512] = "";
 	struct virtio_blk_opts o = { .path = img_path("does-not-exist.img") };
 	CHECK(virtio_blk_new(&env, &o, msg, sizeof(msg)) == NULL);
@@ -874,9 +820,10 @@ static void test_open_errors(struct env *e)
 	struct virtio_blk_opts o3 = { .path = raw, .serial = "123456789012345678901" };
 	CHECK(virtio_blk_new(&env, &o3, msg, sizeof(msg)) == NULL);
 	/* no event loop */
-	struct virtio_env noloop = { .mem = e->mem };
+	struct virtio_env noloop = { .mem = b.mem };
 	struct virtio_blk_opts o4 = { .path = raw };
 	CHECK(virtio_blk_new(&noloop, &o4, msg, sizeof(msg)) == NULL);
+	vbench_fini(&b);
 }
 
 int main(int argc, char **argv)
@@ -888,13 +835,10 @@ int main(int argc, char **argv)
 	dir = argv[1];
 	mkdir(dir, 0755);
 	struct env e;
-	e.mem = mem_new(RAM_BYTES);
-	CHECK(e.mem != NULL);
-	if (!e.mem)
-		TEST_MAIN_END();
-	CHECK(mem_add_ram(e.mem, 0, RAM_BYTES, 0, "ram") == 0);
 	e.loop = ev_loop_new();
 	CHECK(e.loop != NULL);
+	if (!e.loop)
+		TEST_MAIN_END();
 
 	char *raw = img_path("disk.raw"), *qcow = img_path("disk.qcow2");
 	CHECK(make_image(raw, BLK_FMT_RAW, DISK_BYTES) == 0);
@@ -920,6 +864,5 @@ int main(int argc, char **argv)
 	test_open_errors(&e);
 
 	ev_loop_free(e.loop);
-	mem_free(e.mem);
 	TEST_MAIN_END();
 }
