@@ -655,6 +655,21 @@ static int add_devices(struct vm *vm)
 		if (r < 0)
 			return r;
 	}
+	for (unsigned i = 0; i < o->nr_nics; i++) {
+		char err[512] = "", what[300];
+		struct net_backend *be = net_backend_new(vm->loop, &o->nic[i], err, sizeof(err));
+		struct virtio_dev *vd = NULL;
+		if (be)
+			vd = virtio_net_new(&env, be, o->nic[i].mac, err, sizeof(err)); /* takes be */
+		if (!vd) {
+			log_error("run: --net %s: %s", o->nic_spec[i], err[0] ? err : "cannot make the NIC");
+			return -EINVAL;
+		}
+		snprintf(what, sizeof(what), "--net %s", o->nic_spec[i]);
+		int r = add_virtio(vm, vd, what);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
