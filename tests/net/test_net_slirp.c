@@ -328,15 +328,23 @@ out:
 	rec_clear(&r);
 }
 
-/* restrict=on: the same SYN reaches nothing on the host. */
+static uint16_t free_port(int type);
+
+/* restrict=on: the same SYN reaches nothing on the host; a port forward
+ * into the guest still works. */
 static void test_restricted(struct ev_loop *loop)
 {
 	struct rec r = { 0 };
-	struct net_backend *be = make(loop, "user,restrict=on", &r);
+	uint16_t fport = free_port(SOCK_STREAM);
+	char spec[96];
+	struct net_backend *be;
 	uint16_t port = 0;
 	int ls = listen_loopback(&port), cs;
 	uint8_t f[256];
 	struct tcp_match m;
+
+	snprintf(spec, sizeof(spec), "user,restrict=on,hostfwd=tcp:127.0.0.1:%u-:22", fport);
+	be = make(loop, spec, &r);
 
 	CHECK(be != NULL && ls >= 0);
 	if (!be || ls < 0)
@@ -353,6 +361,31 @@ static void test_restricted(struct ev_loop *loop)
 	CHECK(cs < 0);
 	if (cs >= 0)
 		close(cs);
+	/* the forward: a SYN to the guest's port 22 */
+	{
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+					 .sin_port = htons(fport) };
+		int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		uint64_t end = clock_ns() + 3000000000ull;
+		int i = -1;
+
+		rec_clear(&r);
+		CHECK(connect(c, (struct sockaddr *)&a, sizeof(a)) == 0 || errno == EINPROGRESS);
+		m = (struct tcp_match){ 0, 22, TCPF_SYN };
+		while (i < 0 && clock_ns() < end) {
+			ev_loop_run_once(loop, 10000000u);
+			for (unsigned k = 0; k < r.n && i < 0; k++) {
+				struct pk_info pi;
+
+				if (pk_parse(r.frame[k], r.len[k], &pi) && pi.proto == IPPROTO_TCP_ &&
+				    pi.dport == 22 && (pi.tcp_flags & TCPF_SYN) && pi.daddr == GUEST_IP)
+					i = (int)k;
+			}
+		}
+		CHECK(i >= 0);
+		close(c);
+	}
 out:
 	if (ls >= 0)
 		close(ls);
