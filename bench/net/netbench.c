@@ -114,6 +114,7 @@ static int device_bench(bool rx, unsigned seconds)
 	printf("virtio-net %s: %.0f frames/s, %.0f MB/s of 1514-byte frames\n", rx ? "rx" : "tx",
 	       frames * 1e9 / (double)(t - t0), frames * 1514 * 1e3 / (double)(t - t0));
 	vbench_fini(&b);
+	free(fb);
 	ev_loop_free(loop);
 	return 0;
 }

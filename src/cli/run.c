@@ -79,6 +79,9 @@ struct vm {
 	int serial_watched;	/* the descriptor the loop watches for input, or -1 */
 	bool serial_input;	/* false after a read error: no more input */
 	struct vm_pci pci[RUN_MAX_PCI];
+	/* --net backends: made at the first boot, kept across reboots (the
+	 * TAP interface and forwarded ports stay), freed at exit */
+	struct net_backend *nic_be[RUN_MAX_NICS];
 	unsigned nr_pci;
 	volatile enum vm_action action;
 	int exit_status;
@@ -657,10 +660,11 @@ static int add_devices(struct vm *vm)
 	}
 	for (unsigned i = 0; i < o->nr_nics; i++) {
 		char err[512] = "", what[300];
-		struct net_backend *be = net_backend_new(vm->loop, &o->nic[i], err, sizeof(err));
+		if (!vm->nic_be[i])
+			vm->nic_be[i] = net_backend_new(vm->loop, &o->nic[i], err, sizeof(err));
 		struct virtio_dev *vd = NULL;
-		if (be)
-			vd = virtio_net_new(&env, be, o->nic[i].mac, err, sizeof(err)); /* takes be */
+		if (vm->nic_be[i])
+			vd = virtio_net_new(&env, vm->nic_be[i], o->nic[i].mac, err, sizeof(err));
 		if (!vd) {
 			log_error("run: --net %s: %s", o->nic_spec[i], err[0] ? err : "cannot make the NIC");
 			return -EINVAL;
@@ -960,6 +964,8 @@ static int run_vm(struct run_opts *o)
 	do {
 		a = boot_once(vm);
 	} while (a == VM_RESET);
+	for (unsigned i = 0; i < o->nr_nics; i++)
+		net_backend_free(vm->nic_be[i]);
 	chardev_host_close(vm->serial); /* restores the terminal */
 	if (vm->why[0])
 		log_error("run: %s", vm->why);

@@ -257,6 +257,8 @@ static void vnet_tx(struct virtio_net *n)
 			else
 				n->tx_frames++;
 			virtq_push(vq, e, 0);
+			if (!n->running)
+				return; /* a frame the backend answered at once broke rx */
 			if (++sent == VNET_TX_BUDGET) {
 				/* let the others run; the I/O thread goes on */
 				if (!n->tx_armed) {
@@ -380,7 +382,8 @@ static void vnet_free(void *opaque)
 {
 	struct virtio_net *n = opaque;
 
-	net_backend_free(n->be);
+	if (n->be)
+		net_backend_attach(n->be, NULL, NULL);
 	if (n->flush_timer)
 		ev_timer_free(n->flush_timer);
 	if (n->tx_timer)
@@ -429,6 +432,5 @@ nomem:
 		n->be = NULL;
 		vnet_free(n);
 	}
-	net_backend_free(be);
 	return NULL;
 }

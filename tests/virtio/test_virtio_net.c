@@ -141,7 +141,10 @@ static void fix_fini(struct fix *f)
 	struct ev_loop *loop = f->loop;
 
 	vbench_fini(&f->b);
-	CHECK(f->freed); /* the device freed its backend */
+	CHECK(!f->freed);	    /* the backend is the caller's */
+	CHECK(f->fb->be.fe == NULL); /* and detached */
+	net_backend_free(&f->fb->be);
+	CHECK(f->freed);
 	ev_loop_free(loop);
 }
 
@@ -690,6 +693,7 @@ static void test_with_slirp(void)
 		CHECK(pk_get16(p + HDR + 14 + 6) == 2);
 	}
 	vbench_fini(&b);
+	net_backend_free(be);
 	ev_loop_free(loop);
 }
 

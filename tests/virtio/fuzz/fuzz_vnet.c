@@ -150,6 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		vdrv_reset(d);
 out:
 	vbench_fini(&b);
+	free(e);
 	ev_loop_free(loop);
 	return 0;
 }
