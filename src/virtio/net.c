@@ -57,6 +57,7 @@ struct virtio_net {
 	bool tx_blocked; /* the backend said -EAGAIN: wait for tx_ready */
 	bool rx_pending; /* used rx buffers not yet signalled */
 	bool flush_armed, tx_armed;
+	bool caller_flushes; /* vnet_tx or an rx doorbell runs: it flushes rx interrupts itself */
 	struct ev_timer *flush_timer; /* deadline 0: the next loop turn */
 	struct ev_timer *tx_timer;
 	uint8_t *txbuf; /* NET_FRAME_MAX */
@@ -189,8 +190,9 @@ static int vnet_receive(void *opaque, const void *frame, size_t len, unsigned fl
 	}
 	n->rx_frames++;
 	n->rx_pending = true;
-	/* batch the interrupt: after whatever else this loop turn brings */
-	if (!n->flush_armed) {
+	/* batch the interrupt: after whatever else this loop turn (or this
+	 * transmit doorbell) brings */
+	if (!n->flush_armed && !n->caller_flushes) {
 		n->flush_armed = true;
 		ev_timer_mod(n->flush_timer, 0);
 		ev_loop_wake(virtio_dev_env(n->vd)->loop);
@@ -240,6 +242,7 @@ static void vnet_tx(struct virtio_net *n)
 	if (!n->running || n->tx_blocked)
 		return;
 	vq = txq(n);
+	n->caller_flushes = true;
 	for (;;) {
 		struct virtq_elem *e;
 
@@ -257,8 +260,10 @@ static void vnet_tx(struct virtio_net *n)
 			else
 				n->tx_frames++;
 			virtq_push(vq, e, 0);
-			if (!n->running)
+			if (!n->running) {
+				n->caller_flushes = false;
 				return; /* a frame the backend answered at once broke rx */
+			}
 			if (++sent == VNET_TX_BUDGET) {
 				/* let the others run; the I/O thread goes on */
 				if (!n->tx_armed) {
@@ -274,12 +279,14 @@ static void vnet_tx(struct virtio_net *n)
 							     ? "transmit queue: malformed descriptor chain"
 							     : "transmit queue: out of memory");
 			n->running = false;
+			n->caller_flushes = false;
 			return;
 		}
 		if (!virtq_set_notification(vq, true))
 			break;
 	}
 out:
+	n->caller_flushes = false;
 	virtq_notify(vq);
 	vnet_rx_flush(n);
 }
@@ -371,7 +378,9 @@ static void vnet_queue_notify(void *opaque, unsigned q)
 	if (q == VNET_RXQ) {
 		/* buffers arrived: no more doorbells until we starve again */
 		virtq_set_notification(rxq(n), false);
+		n->caller_flushes = true;
 		net_backend_rx_resume(n->be);
+		n->caller_flushes = false;
 		vnet_rx_flush(n);
 	} else if (q == VNET_TXQ) {
 		vnet_tx(n);
