@@ -480,7 +480,9 @@ static void vblk_handle(struct vblk *vb, struct virtq_elem *e)
 }
 
 /* Pops and starts requests until the ring is empty or the block queue is
- * full (then the rest waits for completions). */
+ * full (then the rest waits for completions).  The driver's kicks are
+ * turned off while the device pops, and stay off while requests wait for
+ * room: the completions resume popping. */
 static void vblk_process(struct vblk *vb)
 {
 	if (!vb->active || (virtio_dev_status(vb->vd) & VIRTIO_STATUS_NEEDS_RESET))
@@ -488,20 +490,32 @@ static void vblk_process(struct vblk *vb)
 	struct virtq *vq = vblk_vq(vb);
 	if (!vblk_submit_waiting(vb))
 		return;
-	while (!vb->wait_head && vb->active) {
-		struct virtq_elem *e;
-		int ret = virtq_pop(vq, &e);
-		if (ret == 0)
-			break;
-		if (ret < 0) {
-			if (ret == -EINVAL)
-				virtio_dev_set_broken(vb->vd, "virtio-blk: malformed descriptor chain");
-			/* -ENOMEM: retried on the next kick or completion */
-			break;
+	for (;;) {
+		virtq_set_notification(vq, false);
+		for (;;) {
+			struct virtq_elem *e;
+			int ret = virtq_pop(vq, &e);
+			if (ret == 0)
+				break;
+			if (ret < 0) {
+				if (ret == -EINVAL) {
+					virtio_dev_set_broken(vb->vd,
+							      "virtio-blk: malformed descriptor chain");
+					return;
+				}
+				/* -ENOMEM: retried on the next kick or completion */
+				virtq_set_notification(vq, true);
+				return;
+			}
+			vblk_handle(vb, e);
+			if (virtio_dev_status(vb->vd) & VIRTIO_STATUS_NEEDS_RESET)
+				return;
+			if (vb->wait_head)
+				return; /* kicks stay off until completions free room */
 		}
-		vblk_handle(vb, e);
-		if (virtio_dev_status(vb->vd) & VIRTIO_STATUS_NEEDS_RESET)
-			break;
+		if (!virtq_set_notification(vq, true))
+			return;
+		/* buffers arrived while kicks were off: pop them too */
 	}
 }
 
