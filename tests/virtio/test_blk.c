@@ -671,7 +671,9 @@ static void test_many(struct env *e, const char *path)
 	struct drv d;
 	struct vbench b;
 	bench_init(e, &b);
-	CHECK(drv_open(&d, &b, &o, ~0ull) == 0);
+	/* without EVENT_IDX, so that used->flags shows whether the device
+	 * wants kicks */
+	CHECK(drv_open(&d, &b, &o, ~(1ull << VIRTIO_F_EVENT_IDX)) == 0);
 	enum { N = 120, LEN = 4096 };
 	uint64_t data[N], st[N];
 	int heads[N];
@@ -691,7 +693,10 @@ static void test_many(struct env *e, const char *path)
 		CHECK(heads[i] >= 0);
 	}
 	drv_kick(&d);
+	/* 64 went to the block queue, the rest wait: no kicks wanted */
+	CHECK(vdrv_device_no_notify(d.v, 0));
 	CHECK(drv_wait_all(&d));
+	CHECK(!vdrv_device_no_notify(d.v, 0));
 	bool all_ok = true;
 	for (unsigned i = 0; i < N; i++)
 		all_ok &= *(uint8_t *)gptr(&d, st[i], 1) == S_OK;
