@@ -3,7 +3,7 @@
 the virtio initramfs (scripts/guest-assets --virtio), whose /init runs the
 scenarios named by maquina.test= and prints MAQUINA-* lines.
 
-    guest_virtio.py [--vmm maquina|qemu] MAQUINA SOURCE_ROOT BUILD_ROOT TEST
+    tests/machine/guest_virtio.py [--vmm maquina|qemu] MAQUINA SOURCE_ROOT BUILD_ROOT TEST
 
 TEST is one of:
   disk         boot 1 (disk-write, disk-ro): the guest makes ext2 on a qcow2
