@@ -58,6 +58,10 @@ struct vcpu_config {
 	bool apic;           /* the machine has a local APIC per CPU */
 	const struct vm_ops *ops;
 	void *opaque;
+	/* Shared by the VM's vCPUs (accel_code_bitmap_new; NULL: none): lets
+	 * DMA writers find out cheaply whether a page may hold decoded code. */
+	uint64_t *code_bitmap;
+	uint64_t code_bitmap_pages;
 };
 
 /* Names a backend ("emu"); NULL if none by that name is built in. */
@@ -82,8 +86,26 @@ bool vcpu_can_take_intr(struct vcpu *v);
 /* Makes a running vcpu_run() return VCPU_EXIT_KICK soon; any thread. */
 void vcpu_kick(struct vcpu *v);
 
-/* Guest memory changed behind the vCPU's back (loader, DMA). */
+/* Guest memory changed behind the vCPU's back (loader, DMA).  Only from
+ * the vCPU's own thread, or while it is not running. */
 void vcpu_invalidate_code(struct vcpu *v, uint64_t gpa, uint64_t len);
+
+/*
+ * The same from any other thread, while the vCPU may be running: the range
+ * is queued, the vCPU leaves its current block at the next block boundary
+ * (vcpu_run returns VCPU_EXIT_KICK) and drops its decoded code there
+ * before it runs another instruction.  A device calls this (through the
+ * VMM) after the data landed in RAM and before it tells the guest so (the
+ * used ring), so the guest cannot run stale code from a DMA'd page.
+ */
+void vcpu_code_written(struct vcpu *v, uint64_t gpa, uint64_t len);
+
+/* A bitmap with one bit per 4 KiB page below max_gpa for vcpu_config's
+ * code_bitmap (free() it after the vCPUs).  NULL on allocation failure. */
+uint64_t *accel_code_bitmap_new(uint64_t max_gpa, uint64_t *pages);
+/* True if any page of [gpa, gpa + len) is marked (may hold code), or lies
+ * beyond the bitmap.  Safe from any thread. */
+bool accel_code_bitmap_test(const uint64_t *bm, uint64_t pages, uint64_t gpa, uint64_t len);
 
 /* Instructions retired (emu) or 0. */
 uint64_t vcpu_icount(struct vcpu *v);

@@ -7,15 +7,28 @@
 #include "core/core.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Ranges written by other threads, waiting for the vCPU to drop its code
+ * there (vcpu_code_written).  When the list is full the ranges merge into
+ * one that covers them all. */
+#define PENDING_MAX 32
+struct pending_code {
+	pthread_mutex_t lock;
+	int any; /* read without the lock on the fast path */
+	unsigned n;
+	uint64_t start[PENDING_MAX], end[PENDING_MAX];
+};
 
 struct vcpu {
 	struct x86_cpu *cpu;
 	struct vcpu_config cfg;
 	struct x86_mem_ops mem_ops;
 	struct x86_sys_ops sys_ops;
+	struct pending_code pend;
 };
 
 static void *emu_page_ptr(void *opaque, uint64_t gpa, bool *writable)
@@ -96,7 +109,10 @@ struct vcpu *vcpu_new(const char *accel, const struct vcpu_config *cfg)
 		.sys_opaque = v,
 		.apic = cfg->apic,
 		.apic_id = (uint8_t)cfg->index,
+		.code_bitmap = cfg->code_bitmap,
+		.code_bitmap_pages = cfg->code_bitmap_pages,
 	};
+	pthread_mutex_init(&v->pend.lock, NULL);
 	v->cpu = x86_cpu_new(&v->mem_ops, v, &xc);
 	if (!v->cpu) {
 		free(v);
@@ -111,16 +127,77 @@ void vcpu_free(struct vcpu *v)
 	if (!v)
 		return;
 	x86_cpu_free(v->cpu);
+	pthread_mutex_destroy(&v->pend.lock);
 	free(v);
 }
 
 void vcpu_get_state(struct vcpu *v, struct x86_state *st) { x86_get_state(v->cpu, st); }
 void vcpu_set_state(struct vcpu *v, const struct x86_state *st) { x86_set_state(v->cpu, st); }
 
+static void drain_pending(struct vcpu *v)
+{
+	if (!__atomic_load_n(&v->pend.any, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&v->pend.lock);
+	for (unsigned i = 0; i < v->pend.n; i++)
+		x86_invalidate_code(v->cpu, v->pend.start[i], v->pend.end[i] - v->pend.start[i]);
+	v->pend.n = 0;
+	__atomic_store_n(&v->pend.any, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&v->pend.lock);
+}
+
+void vcpu_code_written(struct vcpu *v, uint64_t gpa, uint64_t len)
+{
+	if (!len)
+		return;
+	uint64_t end = gpa + len < gpa ? UINT64_MAX : gpa + len;
+	pthread_mutex_lock(&v->pend.lock);
+	struct pending_code *p = &v->pend;
+	if (p->n == PENDING_MAX) {
+		for (unsigned i = 1; i < p->n; i++) {
+			p->start[0] = MIN(p->start[0], p->start[i]);
+			p->end[0] = MAX(p->end[0], p->end[i]);
+		}
+		p->n = 1;
+	}
+	p->start[p->n] = gpa;
+	p->end[p->n] = end;
+	p->n++;
+	__atomic_store_n(&p->any, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&v->pend.lock);
+	x86_cpu_request_exit(v->cpu);
+}
+
+uint64_t *accel_code_bitmap_new(uint64_t max_gpa, uint64_t *pages)
+{
+	uint64_t n = (max_gpa + 4095) >> 12;
+	uint64_t *bm = calloc((n + 63) / 64 ? (n + 63) / 64 : 1, sizeof(uint64_t));
+	if (bm)
+		*pages = n;
+	return bm;
+}
+
+bool accel_code_bitmap_test(const uint64_t *bm, uint64_t pages, uint64_t gpa, uint64_t len)
+{
+	if (!len)
+		return false;
+	/* pairs with the CPU's fence in marking: the data is in RAM before
+	 * the bits are read */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	uint64_t first = gpa >> 12, last = (gpa + len - 1) >> 12;
+	if (gpa + len - 1 < gpa || last >= pages)
+		return true;
+	for (uint64_t p = first; p <= last; p++)
+		if (__atomic_load_n(&bm[p / 64], __ATOMIC_RELAXED) & (1ull << (p % 64)))
+			return true;
+	return false;
+}
+
 void vcpu_run(struct vcpu *v, uint64_t max_insns, struct vcpu_exit *exit)
 {
 	struct x86_exit ex;
 	memset(exit, 0, sizeof(*exit));
+	drain_pending(v);
 	x86_run(v->cpu, max_insns, &ex);
 	struct x86_state st;
 	switch (ex.reason) {

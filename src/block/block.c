@@ -198,12 +198,10 @@ static int blk_open_depth(const char *path, const struct blk_open_opts *o,
 	}
 	bool rw = o->flags & BLK_OPEN_RDWR;
 	int oflags = (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-	int fd = -1;
-	if (o->flags & BLK_OPEN_DIRECT) {
-		fd = open(path, oflags | O_DIRECT);
-	}
-	if (fd < 0)
-		fd = open(path, oflags);
+	/* opened buffered: the probe below reads 4 bytes, which O_DIRECT
+	 * refuses (a qcow2 image probed as raw would be overwritten); O_DIRECT
+	 * is set afterwards, for raw images only */
+	int fd = open(path, oflags);
 	if (fd < 0) {
 		ret = -errno;
 		blk_err_set(err, err_len, "%s: could not open: %s", path,
@@ -237,6 +235,11 @@ static int blk_open_depth(const char *path, const struct blk_open_opts *o,
 		ssize_t n = blk_file_pread(fd, magic, 4, 0);
 		fmt = (n == 4 && !memcmp(magic, qcow2_magic, 4)) ? BLK_FMT_QCOW2
 								  : BLK_FMT_RAW;
+	}
+	if ((o->flags & BLK_OPEN_DIRECT) && fmt == BLK_FMT_RAW) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl >= 0)
+			(void)fcntl(fd, F_SETFL, fl | O_DIRECT); /* else buffered */
 	}
 	struct blk *b = calloc(1, sizeof(*b));
 	if (!b || !(b->filename = strdup(path))) {

@@ -260,6 +260,11 @@ int blk_queue_poll(struct blk_queue *q, bool wait)
 {
 	int n = 0;
 	for (;;) {
+		/* clear the eventfd before looking for completions, so that
+		 * one arriving after the look leaves it readable */
+		uint64_t v;
+		ssize_t r = read(q->efd, &v, 8);
+		(void)r;
 		if (q->uring) {
 			struct io_uring_cqe *cqe;
 			while (io_uring_peek_cqe(&q->ring, &cqe) == 0) {
@@ -275,9 +280,6 @@ int blk_queue_poll(struct blk_queue *q, bool wait)
 		unsigned d = q->done_head;
 		q->done_head = NONE;
 		pthread_mutex_unlock(&q->lock);
-		uint64_t v;
-		ssize_t r = read(q->efd, &v, 8);
-		(void)r;
 		while (d != NONE) {
 			unsigned next = q->slots[d].next;
 			complete(q, d, q->slots[d].ret);

@@ -1,9 +1,11 @@
 /*
  * maquina run: one virtual PC in this process (the VMM).
  *
- *   main thread   loads the kernel, builds the machine, then runs the I/O
- *                 loop: device timers, the serial console's input, guest
- *                 requests (exit, reset, power-off)
+ *   main thread   loads the kernel, builds the machine and its devices, then
+ *                 runs the I/O thread's event loop (core's ev_loop): device
+ *                 timers, the serial console's input, guest requests (exit,
+ *                 reset, power-off), and the descriptors devices watch
+ *                 (virtio-blk's I/O completions, network backends)
  *   vCPU threads  one per vCPU, each running its vCPU in time slices;
  *                 device accesses from a vCPU take the machine lock
  *
@@ -14,6 +16,7 @@
 #include "cli/cli.h"
 #include "core/core.h"
 #include "machine/machine.h"
+#include "virtio/virtio.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -23,17 +26,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SLICE_INSNS (1u << 20)
+
+#define RUN_MAX_DISKS 16
+#define RUN_MAX_PCI 31 /* device numbers 1..31 of bus 0 */
 
 struct run_opts {
 	const char *kernel, *initrd, *append, *serial, *accel;
 	uint64_t ram_bytes;
 	unsigned cpus;
 	bool no_reboot;
+	/* --disk: parsed specs (strings point into disk_buf[i]) */
+	unsigned nr_disks;
+	const char *disk_spec[RUN_MAX_DISKS];
+	struct virtio_blk_opts disk[RUN_MAX_DISKS];
+	char *disk_buf[RUN_MAX_DISKS];
+	bool rng;
+};
+
+struct vm;
+/* A virtio function on the board: how its interrupts reach the machine. */
+struct vm_pci {
+	struct vm *vm;
+	struct virtio_pci *vp;
+	unsigned gsi; /* INTA#'s GSI */
 };
 
 enum vm_action { VM_RUNNING, VM_EXIT, VM_RESET };
@@ -50,12 +69,35 @@ struct vm {
 	unsigned ncpus;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int wake_fd; /* eventfd: wakes the I/O loop */
+	struct ev_loop *loop;	/* the I/O thread's loop (this thread: main) */
+	struct ev_timer *tick;	/* wakes the loop for the next device deadline */
+	int serial_watched;	/* the descriptor the loop watches for input, or -1 */
+	bool serial_input;	/* false after a read error: no more input */
+	struct vm_pci pci[RUN_MAX_PCI];
+	unsigned nr_pci;
 	volatile enum vm_action action;
 	int exit_status;
 	char why[256];
 	struct chardev_host *serial; /* COM1's host end (machine/chardev.c) */
+	uint64_t *code_bitmap;	     /* pages the emu vCPUs decoded code from */
+	uint64_t code_bitmap_pages;
 };
+
+/*
+ * A device wrote guest RAM at [gpa, gpa + len) (virtio_env.dma_written):
+ * vCPUs that may have decoded code there drop it before the guest can see
+ * the completion.  Any thread; called before the device publishes it.
+ */
+static void vm_dma_written(void *opaque, uint64_t gpa, uint64_t len)
+{
+	struct vm *vm = opaque;
+	if (!vm->code_bitmap ||
+	    !accel_code_bitmap_test(vm->code_bitmap, vm->code_bitmap_pages, gpa, len))
+		return;
+	for (unsigned k = 0; k < vm->ncpus; k++)
+		if (vm->vcpu[k])
+			vcpu_code_written(vm->vcpu[k], gpa, len);
+}
 
 /* --- machine callbacks (vm->lock held) ---------------------------------- */
 
@@ -68,13 +110,12 @@ static void vm_kick(void *opaque, unsigned cpu)
 	pthread_cond_broadcast(&vm->cond);
 }
 
+/* Wakes the I/O loop (any thread): a deadline moved earlier, or the VM
+ * should stop. */
 static void clock_notify(void *opaque)
 {
 	struct vm *vm = opaque;
-	uint64_t one = 1;
-	if (write(vm->wake_fd, &one, sizeof(one)) < 0) {
-		/* the loop wakes at its next deadline anyway */
-	}
+	ev_loop_wake(vm->loop);
 }
 
 static void check_requests(struct vm *vm)
@@ -462,44 +503,162 @@ static int load_guest(struct vm *vm, struct boot_cpu_state *bs)
 
 /* --- the I/O loop --------------------------------------------------------- */
 
+/* Moves console input into the UART (lock held). */
+static void serial_pump(struct vm *vm)
+{
+	if (!vm->serial_input || vm->action != VM_RUNNING)
+		return;
+	int r = chardev_host_pump(vm->serial, machine_uart(vm->m));
+	if (r == 1) {
+		vm->exit_status = 0;
+		vm->action = VM_EXIT;
+		snprintf(vm->why, sizeof(vm->why), "terminated by Ctrl-A x");
+	} else if (r < 0) {
+		vm->serial_input = false; /* a read error: the guest runs on without input */
+	}
+}
+
+static void serial_ready(void *opaque, int fd, unsigned revents)
+{
+	(void)fd;
+	(void)revents;
+	serial_pump(opaque);
+}
+
+/* Keeps the loop's watch on the console's current descriptor (a unix
+ * socket's changes when a client connects or leaves). */
+static void serial_watch(struct vm *vm)
+{
+	int fd = vm->serial_input ? chardev_host_poll_fd(vm->serial) : -1;
+	if (fd == vm->serial_watched)
+		return;
+	if (vm->serial_watched >= 0)
+		ev_loop_del_fd(vm->loop, vm->serial_watched);
+	vm->serial_watched = -1;
+	if (fd >= 0 && ev_loop_add_fd(vm->loop, fd, POLLIN, serial_ready, vm) == 0)
+		vm->serial_watched = fd;
+}
+
+/*
+ * Runs before each poll of the loop, machine lock held: due device timers,
+ * guest requests, console input; then arms the loop's timer for the next
+ * device deadline, and at least every 10 ms, since input the UART's FIFO
+ * could not take yet waits in the host end.
+ */
+static void io_prepare(void *opaque)
+{
+	struct vm *vm = opaque;
+	struct hw_clock *clock = machine_clock(vm->m);
+	hw_clock_run_timers(clock);
+	check_requests(vm);
+	serial_pump(vm);
+	serial_watch(vm);
+	uint64_t now = hw_clock_ns(clock), next = hw_clock_next_deadline(clock);
+	uint64_t wait_ns = next > now ? next - now : 0;
+	ev_timer_mod(vm->tick, clock_ns() + MIN(wait_ns, 10000000ull));
+}
+
+static void io_tick(void *opaque)
+{
+	(void)opaque; /* the prepare hook does the work */
+}
+
 static void io_loop(struct vm *vm)
 {
-	struct hw_clock *clock = machine_clock(vm->m);
-	bool input = true;
-
 	while (vm->action == VM_RUNNING) {
-		pthread_mutex_lock(&vm->lock);
-		hw_clock_run_timers(clock);
-		check_requests(vm);
-		/* console input: whatever is there now, as much as the FIFO takes */
-		int r = input ? chardev_host_pump(vm->serial, machine_uart(vm->m)) : 0;
-		uint64_t now = hw_clock_ns(clock), next = hw_clock_next_deadline(clock);
-		pthread_mutex_unlock(&vm->lock);
-		if (r == 1) {
-			vm->exit_status = 0;
+		int r = ev_loop_run_once(vm->loop, UINT64_MAX);
+		if (r < 0) {
+			snprintf(vm->why, sizeof(vm->why), "the I/O loop failed: %s", strerror(-r));
+			vm->exit_status = 1;
 			vm->action = VM_EXIT;
-			snprintf(vm->why, sizeof(vm->why), "terminated by Ctrl-A x");
-		} else if (r < 0) {
-			input = false; /* a read error: the guest keeps running without input */
-		}
-		if (vm->action != VM_RUNNING)
-			break;
-
-		int in_fd = input ? chardev_host_poll_fd(vm->serial) : -1;
-		struct pollfd pfd[2] = { { vm->wake_fd, POLLIN, 0 }, { in_fd, POLLIN, 0 } };
-		uint64_t wait_ns = next > now ? next - now : 0;
-		/* look again at least every 10 ms: input the FIFO could not take
-		 * yet waits in the host end */
-		wait_ns = MIN(wait_ns, 10000000ull);
-		struct timespec ts = { (time_t)(wait_ns / 1000000000ull), (long)(wait_ns % 1000000000ull) };
-		int n = ppoll(pfd, in_fd >= 0 ? 2 : 1, &ts, NULL);
-		if (n > 0 && (pfd[0].revents & POLLIN)) {
-			uint64_t v;
-			if (read(vm->wake_fd, &v, sizeof(v)) < 0) {
-				/* spurious */
-			}
 		}
 	}
+}
+
+/* --- devices --------------------------------------------------------------- */
+
+static void pci_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+	struct vm_pci *p = opaque;
+	machine_msi(p->vm->m, addr, data);
+}
+
+static void pci_intx(void *opaque, bool level)
+{
+	struct vm_pci *p = opaque;
+	machine_irq_line(p->vm->m, p->gsi, level);
+}
+
+/* Puts vd on the PCI bus (it is freed on failure).  what names it in
+ * messages. */
+static int add_virtio(struct vm *vm, struct virtio_dev *vd, const char *what)
+{
+	if (vm->nr_pci >= RUN_MAX_PCI) {
+		virtio_dev_free(vd);
+		log_error("run: %s: no free PCI slot (%d devices at most)", what, RUN_MAX_PCI);
+		return -ENOSPC;
+	}
+	struct vm_pci *p = &vm->pci[vm->nr_pci];
+	p->vm = vm;
+	struct virtio_pci_irq irq = { pci_msi, pci_intx, p };
+	p->vp = virtio_pci_new(vd, machine_mmio(vm->m), &irq);
+	if (!p->vp) {
+		int err = errno;
+		virtio_dev_free(vd);
+		log_error("run: %s: cannot make its PCI function: %s", what, strerror(err));
+		return -err;
+	}
+	unsigned slot = 0;
+	int r = machine_add_pci(vm->m, virtio_pci_device(p->vp), &slot);
+	if (r < 0) {
+		virtio_pci_free(p->vp);
+		log_error("run: %s: cannot put it on the PCI bus: %s", what,
+			  r == -ENOSPC ? "no free slot or no room left for its registers" : strerror(-r));
+		return r;
+	}
+	p->gsi = pc_pci_slot_gsi(slot, 0);
+	vm->nr_pci++;
+	return 0;
+}
+
+/* Makes the devices the options ask for (lock not needed: no vCPU runs). */
+static int add_devices(struct vm *vm)
+{
+	struct run_opts *o = vm->opts;
+	struct virtio_env env = {
+		.mem = machine_mem(vm->m), .loop = vm->loop,
+		.dma_written = vm_dma_written, .dma_opaque = vm,
+	};
+	for (unsigned i = 0; i < o->nr_disks; i++) {
+		char err[512] = "";
+		struct virtio_dev *vd = virtio_blk_new(&env, &o->disk[i], err, sizeof(err));
+		if (!vd) {
+			log_error("run: --disk %s: %s", o->disk_spec[i], err[0] ? err : "cannot open it");
+			return -EINVAL;
+		}
+		int r = add_virtio(vm, vd, o->disk[i].path);
+		if (r < 0)
+			return r;
+	}
+	if (o->rng) {
+		struct virtio_dev *vd = virtio_rng_new(&env);
+		if (!vd) {
+			log_error("run: --rng: cannot make the device: %s", strerror(errno));
+			return -ENOMEM;
+		}
+		int r = add_virtio(vm, vd, "virtio-rng");
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Frees the devices (before the machine: they unmap from its buses). */
+static void free_devices(struct vm *vm)
+{
+	for (unsigned i = vm->nr_pci; i-- > 0;)
+		virtio_pci_free(vm->pci[i].vp);
+	vm->nr_pci = 0;
 }
 
 /* --- one boot ------------------------------------------------------------ */
@@ -526,15 +685,35 @@ static enum vm_action boot_once(struct vm *vm)
 	}
 	hw_clock_set_notify(machine_clock(vm->m), clock_notify, vm);
 	memset(&bs, 0, sizeof(bs));
-	if (load_guest(vm, &bs) < 0) {
+	if (load_guest(vm, &bs) < 0 || add_devices(vm) < 0) {
+		free_devices(vm);
 		machine_free(vm->m);
+		vm->m = NULL;
 		vm->exit_status = 1;
 		return VM_EXIT;
 	}
 	vm->ncpus = o->cpus;
 	vm->action = VM_RUNNING;
+	{
+		struct mem *mem = machine_mem(vm->m);
+		uint64_t top = 0;
+		for (unsigned i = 0; i < mem_region_count(mem); i++) {
+			const struct mem_region *r = mem_region_get(mem, i);
+			top = MAX(top, r->gpa + r->size);
+		}
+		vm->code_bitmap = accel_code_bitmap_new(top, &vm->code_bitmap_pages);
+		if (!vm->code_bitmap) {
+			log_error("run: out of memory");
+			free_devices(vm);
+			machine_free(vm->m);
+			vm->exit_status = 1;
+			return VM_EXIT;
+		}
+	}
 	for (unsigned k = 0; k < vm->ncpus; k++) {
-		struct vcpu_config vc = { .index = k, .apic = true, .ops = &vm_ops, .opaque = vm };
+		struct vcpu_config vc = { .index = k, .apic = true, .ops = &vm_ops, .opaque = vm,
+					  .code_bitmap = vm->code_bitmap,
+					  .code_bitmap_pages = vm->code_bitmap_pages };
 		vm->vcpu[k] = vcpu_new(o->accel, &vc);
 		if (!vm->vcpu[k]) {
 			log_error("run: cannot create vCPU %u: %s", k, strerror(errno));
@@ -567,8 +746,16 @@ static enum vm_action boot_once(struct vm *vm)
 		vm->vcpu[k] = NULL;
 	}
 	enum vm_action a = vm->action;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->serial_watched >= 0)
+		ev_loop_del_fd(vm->loop, vm->serial_watched);
+	vm->serial_watched = -1;
+	free_devices(vm);
+	pthread_mutex_unlock(&vm->lock);
 	machine_free(vm->m);
 	vm->m = NULL;
+	free(vm->code_bitmap);
+	vm->code_bitmap = NULL;
 	return a;
 }
 
@@ -586,11 +773,25 @@ static void usage(FILE *f)
 		"                     maquina listens on; one client at a time)\n"
 		"  --no-reboot        exit instead of rebooting on a guest reset or triple fault\n"
 		"  --accel NAME       vCPU backend: emu (the software CPU; default)\n"
+		"  --disk SPEC        a virtio-blk disk (repeatable, up to 16): path=FILE\n"
+		"                     [,format=raw|qcow2][,readonly=on|off][,cache=none|writeback]\n"
+		"                     [,serial=STR]; a bare FILE is path=FILE\n"
+		"  --rng              a virtio-rng device fed from the host's getrandom()\n"
 		"On the terminal, Ctrl-A x quits.  The guest's power-off ends maquina with status 0;\n"
 		"the debug-exit port 0xf4 with (value << 1) | 1.\n");
 }
 
-int cmd_run(int argc, char **argv)
+static void run_opts_free(struct run_opts *o)
+{
+	for (unsigned i = 0; i < o->nr_disks; i++)
+		free(o->disk_buf[i]);
+	o->nr_disks = 0;
+}
+
+static int run_vm(struct run_opts *o);
+
+/* Parses the options into o; returns -1 to go on, or the exit status. */
+static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, 'k' },
@@ -601,22 +802,23 @@ int cmd_run(int argc, char **argv)
 		{ "serial", required_argument, NULL, 's' },
 		{ "no-reboot", no_argument, NULL, 'n' },
 		{ "accel", required_argument, NULL, 'A' },
+		{ "disk", required_argument, NULL, 'D' },
+		{ "rng", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct run_opts o = { .ram_bytes = 512ull << 20, .cpus = 1, .accel = "emu" };
 	int c;
 
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'k': o.kernel = optarg; break;
-		case 'i': o.initrd = optarg; break;
-		case 'a': o.append = optarg; break;
+		case 'k': o->kernel = optarg; break;
+		case 'i': o->initrd = optarg; break;
+		case 'a': o->append = optarg; break;
 		case 'm':
-			if (parse_size(optarg, 1ull << 20, &o.ram_bytes) < 0 || o.ram_bytes < (16ull << 20) ||
-			    o.ram_bytes > (1ull << 40)) {
+			if (parse_size(optarg, 1ull << 20, &o->ram_bytes) < 0 || o->ram_bytes < (16ull << 20) ||
+			    o->ram_bytes > (1ull << 40)) {
 				log_error("run: --memory '%s' is not a size between 16M and 1T (e.g. 512M, 2G)", optarg);
 				return 2;
 			}
@@ -628,19 +830,34 @@ int cmd_run(int argc, char **argv)
 				log_error("run: --cpus '%s' is not a number from 1 to %d", optarg, PC_MAX_CPUS);
 				return 2;
 			}
-			o.cpus = (unsigned)n;
+			o->cpus = (unsigned)n;
 			break;
 		}
-		case 's': o.serial = optarg; break;
-		case 'n': o.no_reboot = true; break;
-		case 'A': o.accel = optarg; break;
+		case 's': o->serial = optarg; break;
+		case 'n': o->no_reboot = true; break;
+		case 'A': o->accel = optarg; break;
+		case 'D': {
+			if (o->nr_disks >= RUN_MAX_DISKS) {
+				log_error("run: too many --disk options: %d at most", RUN_MAX_DISKS);
+				return 2;
+			}
+			char perr[256] = "";
+			unsigned i = o->nr_disks;
+			if (virtio_blk_parse(optarg, &o->disk[i], &o->disk_buf[i], perr, sizeof(perr)) < 0) {
+				log_error("run: %s", perr[0] ? perr : "--disk: not a disk specification");
+				return 2;
+			}
+			o->disk_spec[i] = optarg;
+			o->nr_disks++;
+			break;
+		}
+		case 'R': o->rng = true; break;
 		case 'h': usage(stdout); return 0;
 		default:
-			if (optopt)
-				log_error("run: option '-%c' is not known or lacks its value; 'maquina run --help' lists the options", optopt);
-			else
-				log_error("run: option '%s' is not known or lacks its value; 'maquina run --help' lists the options",
-					  argv[optind - 1]);
+			/* argv[optind - 1] is the word getopt refused, as typed
+			 * ("-x", "--bogus", "--rng=3", "--disk" without a value) */
+			log_error("run: option '%s' is not known, lacks its value or takes none; 'maquina run --help' lists the options",
+				  argv[optind - 1]);
 			return 2;
 		}
 	}
@@ -648,29 +865,55 @@ int cmd_run(int argc, char **argv)
 		log_error("run: unexpected argument '%s'; 'maquina run --help' lists the options", argv[optind]);
 		return 2;
 	}
-	if (!o.kernel) {
+	if (!o->kernel) {
 		log_error("run: no kernel: give one with --kernel FILE");
 		return 2;
 	}
 	char why[160];
-	if (!accel_available(o.accel, why, sizeof(why))) {
+	if (!accel_available(o->accel, why, sizeof(why))) {
 		log_error("run: %s", why);
 		return 2;
 	}
+	return -1;
+}
 
+int cmd_run(int argc, char **argv)
+{
+	struct run_opts o = { .ram_bytes = 512ull << 20, .cpus = 1, .accel = "emu" };
+	int status = parse_run_opts(argc, argv, &o);
+	if (status < 0)
+		status = run_vm(&o);
+	run_opts_free(&o);
+	return status;
+}
+
+static int run_vm(struct run_opts *o)
+{
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return 1;
-	vm->opts = &o;
+	vm->opts = o;
+	vm->serial_watched = -1;
+	vm->serial_input = true;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
-	vm->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	vm->loop = ev_loop_new();
+	vm->tick = vm->loop ? ev_timer_new(vm->loop, io_tick, vm) : NULL;
+	if (!vm->tick || ev_loop_add_prepare(vm->loop, io_prepare, vm) < 0) {
+		log_error("run: cannot make the I/O loop: %s", strerror(errno));
+		if (vm->tick)
+			ev_timer_free(vm->tick);
+		ev_loop_free(vm->loop);
+		free(vm);
+		return 1;
+	}
+	ev_loop_set_lock(vm->loop, &vm->lock);
 	struct loader_error err = { "" };
-	const char *spec = o.serial ? o.serial : "stdio";
-	if (vm->wake_fd < 0 || chardev_host_open(spec, &vm->serial, &err) < 0) {
+	const char *spec = o->serial ? o->serial : "stdio";
+	if (chardev_host_open(spec, &vm->serial, &err) < 0) {
 		log_error("run: --serial %s: %s", spec, err.msg[0] ? err.msg : strerror(errno));
-		if (vm->wake_fd >= 0)
-			close(vm->wake_fd);
+		ev_timer_free(vm->tick);
+		ev_loop_free(vm->loop);
 		free(vm);
 		return 1;
 	}
@@ -683,7 +926,8 @@ int cmd_run(int argc, char **argv)
 	if (vm->why[0])
 		log_error("run: %s", vm->why);
 	int status = vm->exit_status;
-	close(vm->wake_fd);
+	ev_timer_free(vm->tick);
+	ev_loop_free(vm->loop);
 	free(vm);
 	return status;
 }

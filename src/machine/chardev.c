@@ -203,7 +203,7 @@ static int ch_filter(struct chardev_host *h, uint8_t b, uint8_t *outb, bool *kee
 	return 0;
 }
 
-int chardev_host_pump(struct chardev_host *h, struct uart *uart)
+int chardev_host_pump_sink(struct chardev_host *h, const struct chardev_sink *sink)
 {
 	if (h->kind == CH_UNIX && h->in_fd < 0 && h->listen_fd >= 0) {
 		int c = accept4(h->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -212,18 +212,18 @@ int chardev_host_pump(struct chardev_host *h, struct uart *uart)
 	}
 	for (;;) {
 		/* hand over what is pending first */
-		size_t n = h->pend_len ? uart_receive(uart, h->pend, h->pend_len) : 0;
+		size_t n = h->pend_len ? sink->receive(sink->opaque, h->pend, h->pend_len) : 0;
 		if (n) {
 			memmove(h->pend, h->pend + n, h->pend_len - n);
 			h->pend_len -= n;
 		}
-		if (h->pend_len || h->in_fd < 0 || uart_rx_space(uart) == 0)
+		if (h->pend_len || h->in_fd < 0 || sink->space(sink->opaque) == 0)
 			return 0;
 		struct pollfd p = { .fd = h->in_fd, .events = POLLIN };
 		if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLIN | POLLHUP)))
 			return 0;
 		uint8_t raw[sizeof(h->pend)];
-		ssize_t got = read(h->in_fd, raw, MIN(sizeof(raw), uart_rx_space(uart)));
+		ssize_t got = read(h->in_fd, raw, MIN(sizeof(raw), sink->space(sink->opaque)));
 		if (got < 0 && (errno == EINTR || errno == EAGAIN))
 			return 0;
 		if (got <= 0) {
@@ -245,4 +245,20 @@ int chardev_host_pump(struct chardev_host *h, struct uart *uart)
 				h->pend[h->pend_len++] = b;
 		}
 	}
+}
+
+static size_t uart_sink_receive(void *opaque, const uint8_t *buf, size_t len)
+{
+	return uart_receive(opaque, buf, len);
+}
+
+static size_t uart_sink_space(void *opaque)
+{
+	return uart_rx_space(opaque);
+}
+
+int chardev_host_pump(struct chardev_host *h, struct uart *uart)
+{
+	const struct chardev_sink sink = { uart_sink_receive, uart_sink_space, uart };
+	return chardev_host_pump_sink(h, &sink);
 }

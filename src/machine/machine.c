@@ -42,6 +42,7 @@ struct machine {
 	int exit_status;
 	const struct irqchip_ops *irqchip;
 	void *irqchip_opaque;
+	uint64_t pci_mmio_next; /* next free address in the PCI hole */
 };
 
 void machine_set_irqchip(struct machine *m, const struct irqchip_ops *ops, void *opaque)
@@ -364,6 +365,71 @@ struct fw_cfg *machine_fw_cfg(struct machine *m) { return m->fw_cfg; }
 unsigned machine_nr_cpus(const struct machine *m) { return m->nr_cpus; }
 const struct e820_map *machine_e820(const struct machine *m) { return &m->e820; }
 uint64_t machine_rsdp(const struct machine *m) { return m->rsdp; }
+
+struct pci_host *machine_pci(struct machine *m) { return m->pci; }
+
+/* ---- PCI functions ---- */
+
+static uint32_t cfg_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int machine_add_pci(struct machine *m, struct pci_device *dev, unsigned *slot_out)
+{
+	unsigned slot;
+	for (slot = 1; slot < 32; slot++)
+		if (pci_config_read(m->pci, 0, PCI_DEVFN(slot, 0), 0, 2) == 0xffff)
+			break;
+	if (slot == 32)
+		return -ENOSPC;
+
+	/* plan the BARs before touching anything */
+	uint64_t addr[6] = { 0 }, next = m->pci_mmio_next ? m->pci_mmio_next : PC_PCI_MMIO_START;
+	bool is64[6] = { false };
+	for (unsigned i = 0; i < 6; i++) {
+		unsigned reg = 0x10 + 4 * i;
+		uint32_t wm = cfg_le32(&dev->wmask[reg]), flags = cfg_le32(&dev->config[reg]);
+		if (!wm)
+			continue;
+		if (flags & 1)
+			return -EINVAL;
+		is64[i] = (flags & 6) == 4 && i < 5;
+		uint64_t mask = (uint64_t)(wm & ~0xfu) |
+				(is64[i] ? (uint64_t)cfg_le32(&dev->wmask[reg + 4]) << 32
+					 : 0xffffffff00000000ull);
+		uint64_t size = ~mask + 1;
+		if (!size || (size & (size - 1)))
+			return -EINVAL;
+		uint64_t at = ALIGN_UP(next, size);
+		if (at < next || at + size > PC_PCI_MMIO_END || at + size < at)
+			return -ENOSPC;
+		addr[i] = at;
+		next = at + size;
+		if (is64[i])
+			i++;
+	}
+	int ret = pci_host_add(m->pci, PCI_DEVFN(slot, 0), dev);
+	if (ret)
+		return ret;
+	uint8_t devfn = PCI_DEVFN(slot, 0);
+	for (unsigned i = 0; i < 6; i++) {
+		if (!addr[i])
+			continue;
+		pci_config_write(m->pci, 0, devfn, 0x10 + 4 * i, 4, (uint32_t)addr[i]);
+		if (is64[i])
+			pci_config_write(m->pci, 0, devfn, 0x14 + 4 * i, 4, (uint32_t)(addr[i] >> 32));
+	}
+	uint8_t pin = dev->config[0x3d];
+	if (pin >= 1 && pin <= 4)
+		pci_config_write(m->pci, 0, devfn, 0x3c, 1, pc_pci_slot_gsi(slot, pin - 1u));
+	uint32_t cmd = pci_config_read(m->pci, 0, devfn, 0x04, 2);
+	pci_config_write(m->pci, 0, devfn, 0x04, 2, cmd | 0x6); /* memory, bus master */
+	m->pci_mmio_next = next;
+	if (slot_out)
+		*slot_out = slot;
+	return 0;
+}
 
 struct lapic *machine_lapic(struct machine *m, unsigned cpu)
 {

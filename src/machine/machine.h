@@ -65,6 +65,18 @@
 /* The GSI (IOAPIC pin) of ISA IRQ isa_irq. */
 unsigned pc_isa_irq_to_gsi(unsigned isa_irq);
 
+/*
+ * PCI: one root bus (0) behind the host bridge at 00:00.0, described to
+ * the guest by the DSDT (\_SB.PCI0, PNP0A03) with a _CRS whose memory
+ * window is [PC_PCI_MMIO_START, PC_PCI_MMIO_END) and a _PRT that routes
+ * INTx pin p (0 = INTA#) of device s to IOAPIC GSI pc_pci_slot_gsi(s, p),
+ * level-triggered, active low (GSIs 16-23: no ISA interrupt shares them).
+ */
+#define PC_PCI_MMIO_START 0xe0000000ull
+#define PC_PCI_MMIO_END 0xfec00000ull /* the IOAPIC follows */
+#define PC_PCI_GSI_BASE 16
+unsigned pc_pci_slot_gsi(unsigned slot, unsigned pin);
+
 /* ------------------------------------------------------------------ */
 /* e820                                                                */
 
@@ -101,7 +113,8 @@ int pc_write_mptable(struct mem *mem, unsigned nr_cpus);
  * Writes ACPI tables in [PC_BIOS_AREA, PC_MPTABLE): RSDP (v2) at
  * PC_BIOS_AREA, RSDT, XSDT, FADT (not hardware-reduced: PM1a/PM timer at
  * PC_PORT_ACPI_PM, SCI on IRQ 9, reset through port 0x64 value 0xfe, RTC
- * century at CMOS 0x32, 8042 present), a DSDT whose only object is \_S5,
+ * century at CMOS 0x32, 8042 present), a DSDT with \_S5 and the PCI root
+ * bridge \_SB.PCI0 (_HID PNP0A03, _CRS, _PRT: see PC_PCI_MMIO_START),
  * and a MADT with nr_cpus LAPICs, the IOAPIC, ISOs (IRQ 0 -> GSI 2, SCI
  * level) and LINT1 NMI.  *rsdp_addr gets the RSDP's address.  Returns 0,
  * -EINVAL or -EFAULT.
@@ -299,6 +312,22 @@ void machine_isa_irq(struct machine *m, unsigned isa_irq, bool level);
 void machine_msi(struct machine *m, uint64_t addr, uint32_t data);
 
 /*
+ * Puts a PCI function on bus 0 the way firmware would leave it: at the
+ * first free device number (1..31, function 0), its memory BARs (sizes
+ * read from the write masks) placed in the PCI hole, naturally aligned,
+ * memory decoding and bus mastering on, the interrupt line register set
+ * to its INTA# GSI.  Config writes go through the PCI host, so a device's
+ * config-write hook sees them (virtio-pci maps its BAR then).  dev stays
+ * owned by the caller and must outlive the machine's use of it (free it
+ * before machine_free).  *slot gets the device number; its INTx GSI is
+ * pc_pci_slot_gsi(slot, pin - 1).  Returns 0, -ENOSPC (no free slot or no
+ * room left in the hole) or -EINVAL (an I/O BAR: not supported).
+ */
+int machine_add_pci(struct machine *m, struct pci_device *dev, unsigned *slot);
+/* The PCI host (tests, and devices that need config access). */
+struct pci_host *machine_pci(struct machine *m);
+
+/*
  * Where interrupts go when the interrupt controllers are not these
  * devices (KVM's in-kernel irqchip: KVM_IRQ_LINE / KVM_SIGNAL_MSI).  Once
  * set, machine_isa_irq, machine_irq_line and machine_msi (and so every
@@ -358,5 +387,16 @@ int chardev_host_poll_fd(const struct chardev_host *h);
  * 1 if the user typed Ctrl-A x, 0 otherwise, or -errno on a read error.
  */
 int chardev_host_pump(struct chardev_host *h, struct uart *uart);
+
+/* Where chardev_host_pump_sink delivers input: space says how many bytes
+ * the device can take now (0: none), receive takes up to len and returns
+ * how many it took. */
+struct chardev_sink {
+	size_t (*receive)(void *opaque, const uint8_t *buf, size_t len);
+	size_t (*space)(void *opaque);
+	void *opaque;
+};
+/* chardev_host_pump for any device (e.g. a virtio console). */
+int chardev_host_pump_sink(struct chardev_host *h, const struct chardev_sink *sink);
 
 #endif

@@ -183,6 +183,190 @@ static void gas_io(uint8_t *b, size_t off, uint8_t bits, uint16_t port)
 	w64(b, off + 4, port);
 }
 
+/* ---- AML (ACPI 6.4, 20) for the DSDT ---- */
+
+/* An AML byte stream with a bound; overflow is remembered, not written. */
+struct aml {
+	uint8_t *p;
+	size_t cap, len;
+	bool overflow;
+};
+
+static void aml_bytes(struct aml *a, const void *src, size_t n)
+{
+	if (a->overflow || n > a->cap - a->len) {
+		a->overflow = true;
+		return;
+	}
+	memcpy(a->p + a->len, src, n);
+	a->len += n;
+}
+
+static void aml_byte(struct aml *a, uint8_t b) { aml_bytes(a, &b, 1); }
+
+/* Integers: ZeroOp/OneOp, BytePrefix, WordPrefix, DWordPrefix. */
+static void aml_int(struct aml *a, uint32_t v)
+{
+	uint8_t b[5];
+	if (v <= 1) {
+		aml_byte(a, (uint8_t)v);
+	} else if (v <= 0xff) {
+		b[0] = 0x0a;
+		b[1] = (uint8_t)v;
+		aml_bytes(a, b, 2);
+	} else if (v <= 0xffff) {
+		b[0] = 0x0b;
+		w16(b, 1, (uint16_t)v);
+		aml_bytes(a, b, 3);
+	} else {
+		b[0] = 0x0c;
+		w32(b, 1, v);
+		aml_bytes(a, b, 5);
+	}
+}
+
+/*
+ * Opens a construct with a PkgLength: remembers where the body starts and
+ * reserves 3 bytes for the length (enough for 1 MiB); aml_close moves the
+ * body down if the length needs fewer bytes.
+ */
+static size_t aml_open(struct aml *a)
+{
+	aml_bytes(a, "\0\0\0", 3);
+	return a->len;
+}
+
+static void aml_close(struct aml *a, size_t body)
+{
+	if (a->overflow)
+		return;
+	size_t n = a->len - body;
+	uint8_t hdr[3];
+	unsigned hl;
+	if (n + 1 < 0x40) {
+		hl = 1;
+		hdr[0] = (uint8_t)(n + 1);
+	} else if (n + 2 < 0x1000) {
+		hl = 2;
+		hdr[0] = (uint8_t)(0x40 | ((n + 2) & 0xf));
+		hdr[1] = (uint8_t)((n + 2) >> 4);
+	} else {
+		hl = 3;
+		hdr[0] = (uint8_t)(0x80 | ((n + 3) & 0xf));
+		hdr[1] = (uint8_t)((n + 3) >> 4);
+		hdr[2] = (uint8_t)((n + 3) >> 12);
+	}
+	uint8_t *start = a->p + body - 3;
+	memmove(start + hl, a->p + body, n);
+	memcpy(start, hdr, hl);
+	a->len = body - 3 + hl + n;
+}
+
+/* Name (NAME, ...): the caller appends the object. */
+static void aml_name(struct aml *a, const char name[4])
+{
+	aml_byte(a, 0x08);
+	aml_bytes(a, name, 4);
+}
+
+/* A resource template (a Buffer) describing the root bridge's windows:
+ * bus numbers 0-255, the config ports it consumes, the I/O ports around
+ * them, and the 32-bit PCI hole below the IOAPIC where BARs live. */
+static void aml_pci_crs(struct aml *a)
+{
+	uint8_t r[128];
+	size_t n = 0;
+	/* WordBusNumber (producer, MinFixed, MaxFixed): 0 - 0xff */
+	const uint8_t bus[] = { 0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0x00, 0x00,
+				0xff, 0x00, 0, 0, 0x00, 0x01 };
+	memcpy(r + n, bus, sizeof(bus));
+	n += sizeof(bus);
+	/* IO (Decode16, 0xcf8, 0xcf8, 1, 8): the config mechanism */
+	const uint8_t cfg[] = { 0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08 };
+	memcpy(r + n, cfg, sizeof(cfg));
+	n += sizeof(cfg);
+	/* WordIO (producer, MinFixed, MaxFixed, EntireRange): 0-0xcf7, 0xd00-0xffff */
+	const uint16_t io[2][2] = { { 0x0000, 0x0cf7 }, { 0x0d00, 0xffff } };
+	for (int i = 0; i < 2; i++) {
+		uint8_t d[16] = { 0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03 };
+		w16(d, 8, io[i][0]);
+		w16(d, 10, io[i][1]);
+		w16(d, 14, (uint16_t)(io[i][1] - io[i][0] + 1));
+		memcpy(r + n, d, sizeof(d));
+		n += sizeof(d);
+	}
+	/* DWordMemory (producer, MinFixed, MaxFixed, NonCacheable, ReadWrite) */
+	uint8_t mem[26] = { 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01 };
+	w32(mem, 10, (uint32_t)PC_PCI_MMIO_START);
+	w32(mem, 14, (uint32_t)(PC_PCI_MMIO_END - 1));
+	w32(mem, 22, (uint32_t)(PC_PCI_MMIO_END - PC_PCI_MMIO_START));
+	memcpy(r + n, mem, sizeof(mem));
+	n += sizeof(mem);
+	r[n++] = 0x79; /* end tag, checksum 0 */
+	r[n++] = 0x00;
+
+	aml_byte(a, 0x11); /* Buffer */
+	size_t body = aml_open(a);
+	aml_int(a, (uint32_t)n);
+	aml_bytes(a, r, n);
+	aml_close(a, body);
+}
+
+/* _PRT: INTA-INTD of every device on bus 0 -> IOAPIC GSIs 16-23. */
+static void aml_pci_prt(struct aml *a)
+{
+	aml_byte(a, 0x12); /* Package */
+	size_t body = aml_open(a);
+	aml_byte(a, 31 * 4);
+	for (unsigned slot = 1; slot < 32; slot++) {
+		for (unsigned pin = 0; pin < 4; pin++) {
+			aml_byte(a, 0x12);
+			size_t e = aml_open(a);
+			aml_byte(a, 4);
+			aml_int(a, (slot << 16) | 0xffff);
+			aml_int(a, pin);
+			aml_int(a, 0); /* source: none, a GSI follows */
+			aml_int(a, pc_pci_slot_gsi(slot, pin));
+			aml_close(a, e);
+		}
+	}
+	aml_close(a, body);
+}
+
+static void dsdt_body(struct aml *a)
+{
+	/* Name (_S5, Package () { 5, 5, 0, 0 }) */
+	static const uint8_t s5[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
+				      0x0a, ACPI_PM_S5_TYP, 0x0a, ACPI_PM_S5_TYP, 0x00, 0x00 };
+	aml_bytes(a, s5, sizeof(s5));
+	/* Scope (\_SB) { Device (PCI0) { ... } } */
+	aml_byte(a, 0x10);
+	size_t scope = aml_open(a);
+	aml_bytes(a, "\\_SB_", 5);
+	aml_bytes(a, "\x5b\x82", 2);
+	size_t dev = aml_open(a);
+	aml_bytes(a, "PCI0", 4);
+	aml_name(a, "_HID");
+	aml_int(a, 0x030ad041); /* EisaId ("PNP0A03") */
+	aml_name(a, "_ADR");
+	aml_int(a, 0);
+	aml_name(a, "_UID");
+	aml_int(a, 0);
+	aml_name(a, "_BBN");
+	aml_int(a, 0);
+	aml_name(a, "_CRS");
+	aml_pci_crs(a);
+	aml_name(a, "_PRT");
+	aml_pci_prt(a);
+	aml_close(a, dev);
+	aml_close(a, scope);
+}
+
+unsigned pc_pci_slot_gsi(unsigned slot, unsigned pin)
+{
+	return PC_PCI_GSI_BASE + ((slot + pin) & 7);
+}
+
 int pc_write_acpi(struct mem *mem, unsigned nr_cpus, uint64_t *rsdp_addr)
 {
 	if (nr_cpus == 0 || nr_cpus > PC_MAX_CPUS)
@@ -190,20 +374,21 @@ int pc_write_acpi(struct mem *mem, unsigned nr_cpus, uint64_t *rsdp_addr)
 	uint8_t area[PC_MPTABLE - PC_BIOS_AREA]; /* the MP table follows */
 	memset(area, 0, sizeof(area));
 	const uint64_t base = PC_BIOS_AREA;
-	size_t rsdp = 0, rsdt = 0x40, xsdt = 0x80, fadt = 0x100, facs = 0x240, dsdt = 0x300,
-	       madt = 0x400;
+	size_t rsdp = 0, rsdt = 0x40, xsdt = 0x80, fadt = 0x100, facs = 0x240, madt = 0x300,
+	       dsdt = 0x800;
 
 	/* FACS (64-byte aligned, no checksum) */
 	memcpy(area + facs, "FACS", 4);
 	w32(area + facs, 4, 64);
 	w8(area + facs, 32, 2); /* version */
 
-	/* DSDT: Name (_S5, Package () { 5, 5, 0, 0 }) */
-	static const uint8_t aml[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
-				       0x0a, ACPI_PM_S5_TYP, 0x0a, ACPI_PM_S5_TYP, 0x00, 0x00 };
-	uint32_t dsdt_len = ACPI_HDR + sizeof(aml);
+	/* DSDT: \_S5 and the PCI root bridge \_SB.PCI0 */
+	struct aml dsdt_aml = { area + dsdt + ACPI_HDR, sizeof(area) - dsdt - ACPI_HDR, 0, false };
+	dsdt_body(&dsdt_aml);
+	if (dsdt_aml.overflow)
+		return -EINVAL;
+	uint32_t dsdt_len = ACPI_HDR + (uint32_t)dsdt_aml.len;
 	acpi_header(area + dsdt, "DSDT", dsdt_len, 2);
-	memcpy(area + dsdt + ACPI_HDR, aml, sizeof(aml));
 	acpi_finish(area + dsdt, dsdt_len);
 
 	/* FADT 6.0, 276 bytes */
@@ -278,7 +463,7 @@ int pc_write_acpi(struct mem *mem, unsigned nr_cpus, uint64_t *rsdp_addr)
 	w16(m, off + 3, 0);
 	w8(m, off + 5, 1);
 	off += 6;
-	if (madt + off > sizeof(area))
+	if (madt + off > dsdt)
 		return -EINVAL;
 	acpi_header(m, "APIC", (uint32_t)off, 3);
 	acpi_finish(m, (uint32_t)off);
@@ -305,7 +490,7 @@ int pc_write_acpi(struct mem *mem, unsigned nr_cpus, uint64_t *rsdp_addr)
 	w8(r, 8, pc_checksum(r, 20));
 	w8(r, 32, pc_checksum(r, 36));
 
-	size_t used = madt + off;
+	size_t used = dsdt + dsdt_len;
 	int ret = mem_write(mem, base, area, used);
 	if (!ret && rsdp_addr)
 		*rsdp_addr = base + rsdp;

@@ -47,6 +47,7 @@
 #include <sys/uio.h>
 
 #include "block/block.h"
+#include "hw/hw.h"
 
 struct mem;
 struct ev_loop;
@@ -256,6 +257,17 @@ void virtio_pci_free(struct virtio_pci *vp); /* frees vd too */
 struct pci_device *virtio_pci_device(struct virtio_pci *vp);
 /* Size of BAR 0 (what the machine reserves when it assigns addresses). */
 uint64_t virtio_pci_bar_size(const struct virtio_pci *vp);
+/* Re-reads BAR 0 and the command register and (un)registers the BAR's
+ * window on the MMIO bus to match (the config-write hook does this for
+ * guest writes through the PCI host; call it after writing config[]
+ * directly).  A window that would overlap another is left unmapped. */
+void virtio_pci_bar_moved(struct virtio_pci *vp);
+/* The device inside the transport. */
+struct virtio_dev *virtio_pci_dev(struct virtio_pci *vp);
+/* A VM reset: resets the device (as status 0 does) and the function's
+ * MSI-X state (disabled, every vector masked, nothing pending); the BAR
+ * keeps its address. */
+void virtio_pci_reset(struct virtio_pci *vp);
 
 /* ------------------------------------------------------------------ */
 /* Devices                                                             */
@@ -282,7 +294,22 @@ struct virtio_dev *virtio_blk_new(const struct virtio_env *env, const struct vir
 				  char *err, size_t err_len);
 
 /* virtio-net (5.1): declared by the net device's section (see net/net.h
- * for the host backends).  virtio-console (5.3): declared by its section. */
+ * for the host backends). */
+
+/*
+ * virtio-console (5.3), one port (no MULTIPORT): the guest's hvc0.
+ * Output goes to backend.ops->write; backend.ops->rx_ready (optional) is
+ * called when the guest posts receive buffers.  *out (may be NULL) gets
+ * the handle for input.
+ */
+struct virtio_console;
+struct virtio_dev *virtio_console_new(const struct virtio_env *env, struct chardev backend,
+				      struct virtio_console **out);
+/* True if the driver is ready and has posted a receive buffer. */
+bool virtio_console_can_receive(struct virtio_console *c);
+/* Hands host input to the guest, as much as its posted buffers hold.
+ * Returns the number of bytes taken (0 while the driver is not ready). */
+size_t virtio_console_receive(struct virtio_console *c, const uint8_t *buf, size_t len);
 
 /* virtio-rng (5.4): fills the guest's buffers from getrandom(). */
 struct virtio_dev *virtio_rng_new(const struct virtio_env *env);

@@ -33,11 +33,22 @@ expect 2 "is not a number from 1 to" --kernel "$tmp/text" --cpus 0
 expect 1 "unknown serial backend .bogus.; use stdio, file:PATH, unix:PATH or null" --kernel "$tmp/text" --serial bogus
 expect 1 "cannot listen on unix socket" --kernel "$tmp/text" --serial "unix:$tmp/nodir/sock"
 expect 2 "accelerator 'kvmx' is not built into this maquina" --kernel "$tmp/text" --accel kvmx
+# virtio devices
+expect 2 "unknown format 'vmdk'" --kernel "$tmp/text" --disk format=vmdk,path=x
+expect 2 "is not known, lacks its value or takes none" --kernel "$tmp/text" --disk
+expect 2 "option '--rng=3' is not known, lacks its value or takes none" --kernel "$tmp/text" --rng=3
+many=""
+for i in $(seq 17); do many="$many --disk $tmp/d$i"; done
+# shellcheck disable=SC2086
+expect 2 "too many --disk options: 16 at most" --kernel "$tmp/text" $many
 if "$(dirname "$0")/../../scripts/guest-assets" "$build" >/dev/null 2>&1; then
 	k="$build/guest/vmlinuz"
 	expect 1 "guest memory is too small for this kernel" --kernel "$k" --memory 16M
 	expect 1 "kernel command line is 5000 bytes, but this kernel accepts at most" \
 		--kernel "$k" --append "$(head -c 5000 /dev/zero | tr '\0' a)"
 	expect 1 "cannot read the initrd $tmp/nope" --kernel "$k" --initrd "$tmp/nope"
+	expect 1 "run: --disk path=$tmp/missing.qcow2: $tmp/missing.qcow2: could not open: No such file" \
+		--kernel "$k" --disk "path=$tmp/missing.qcow2"
+	expect 1 "run: --disk $tmp/zeros,format=qcow2: $tmp/zeros" --kernel "$k" --disk "$tmp/zeros,format=qcow2"
 fi
 [ "$fails" -eq 0 ]

@@ -109,6 +109,13 @@ static void test_acpi(unsigned cpus)
 	CHECK(get32(fadt + 64) == ACPI_PM_BASE + 4 && fadt[46] == 9);
 	const uint8_t *dsdt = acpi_table(mem, get32(fadt + 40), "DSDT");
 	CHECK(dsdt && memmem(dsdt, get32(dsdt + 4), "_S5_", 4));
+	/* the PCI root bridge: PNP0A03 (EisaId 0x030ad041), _CRS, _PRT */
+	static const uint8_t pnp0a03[] = { 0x0c, 0x41, 0xd0, 0x0a, 0x03 };
+	CHECK(dsdt && memmem(dsdt, get32(dsdt + 4), "PCI0", 4));
+	CHECK(dsdt && memmem(dsdt, get32(dsdt + 4), pnp0a03, sizeof(pnp0a03)));
+	CHECK(dsdt && memmem(dsdt, get32(dsdt + 4), "_CRS", 4));
+	CHECK(dsdt && memmem(dsdt, get32(dsdt + 4), "_PRT", 4));
+	CHECK(dsdt && sums_to_zero(dsdt, get32(dsdt + 4)));
 	const uint8_t *facs = mem_ram_ptr(mem, get32(fadt + 36), 64);
 	CHECK(facs && memcmp(facs, "FACS", 4) == 0 && get32(fadt + 36) % 64 == 0);
 	/* MADT: LAPICs, IOAPIC, ISO 0 -> 2 */
@@ -317,8 +324,48 @@ static void test_board(void)
 	machine_free(m);
 }
 
+/* machine_add_pci: slots, BARs in the hole, command, interrupt line. */
+static void test_add_pci(void)
+{
+	struct machine_config cfg = { .ram_bytes = 64ull << 20, .nr_cpus = 1, .manual_clock = true };
+	struct machine *m = machine_new(&cfg);
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	struct pci_device a, b, io;
+	pci_device_init(&a, 0x1af4, 0x1044, 0xff00, 1);
+	CHECK(pci_device_set_bar(&a, 0, 0x8000, 0x4) == 0); /* 64-bit */
+	a.config[0x3d] = 1;
+	pci_device_init(&b, 0x1af4, 0x1041, 0x020000, 1);
+	CHECK(pci_device_set_bar(&b, 0, 0x1000, 0x0) == 0);  /* 32-bit */
+	CHECK(pci_device_set_bar(&b, 2, 0x100000, 0x4) == 0); /* 1 MiB, 64-bit */
+	b.config[0x3d] = 1;
+	unsigned sa = 0, sb = 0;
+	CHECK(machine_add_pci(m, &a, &sa) == 0 && sa == 1);
+	CHECK(machine_add_pci(m, &b, &sb) == 0 && sb == 2);
+	struct pci_host *h = machine_pci(m);
+	CHECK_EQ_U64(pci_config_read(h, 0, PCI_DEVFN(1, 0), 0x10, 4), 0xe0000004);
+	CHECK_EQ_U64(pci_config_read(h, 0, PCI_DEVFN(1, 0), 0x14, 4), 0);
+	CHECK_EQ_U64(pci_config_read(h, 0, PCI_DEVFN(1, 0), 0x04, 2) & 6, 6);
+	CHECK_EQ_U64(pci_config_read(h, 0, PCI_DEVFN(1, 0), 0x3c, 1), pc_pci_slot_gsi(1, 0));
+	CHECK_EQ_U64(pci_config_read(h, 0, PCI_DEVFN(2, 0), 0x10, 4), 0xe0008000);
+	CHECK_EQ_U64(pci_config_read(h, 0, PCI_DEVFN(2, 0), 0x18, 4), 0xe0100004);
+	CHECK_EQ_U64(pci_config_read(h, 0, PCI_DEVFN(2, 0), 0x3c, 1), 18);
+	/* an I/O BAR is refused; the slot stays free */
+	pci_device_init(&io, 0x8086, 0x1234, 0, 0);
+	CHECK(pci_device_set_bar(&io, 0, 0x100, 0x1) == 0);
+	CHECK(machine_add_pci(m, &io, NULL) == -EINVAL);
+	CHECK_EQ_U64(pci_config_read(h, 0, PCI_DEVFN(3, 0), 0, 2), 0xffff);
+	/* GSIs stay off the ISA range */
+	for (unsigned s = 1; s < 32; s++)
+		for (unsigned p = 0; p < 4; p++)
+			CHECK(pc_pci_slot_gsi(s, p) >= 16 && pc_pci_slot_gsi(s, p) < IOAPIC_NUM_PINS);
+	machine_free(m);
+}
+
 int main(void)
 {
+	test_add_pci();
 	test_e820();
 	test_mptable(1);
 	test_mptable(4);

@@ -196,6 +196,8 @@ struct x86_cpu {
 	int code64; /* decoding mode: 64-bit code segment */
 	unsigned max_block_insns;
 	bool user_mode;
+	uint64_t *code_bitmap; /* see x86_cpu_config */
+	uint64_t code_bitmap_pages;
 	bool tlb_has_large;
 	bool apic;
 	uint8_t apic_id;

@@ -181,6 +181,20 @@ static inline uint32_t mode_key(const struct x86_cpu *cpu)
 }
 
 /* Decodes a block at cpu->rip.  Returns NULL when the arena is full. */
+/* Announces that code is read from page ppn (x86_cpu_config.code_bitmap):
+ * a full barrier, so that a DMA writer either sees the bit or finished
+ * writing before the CPU reads the bytes. */
+static inline void mark_code_page(struct x86_cpu *cpu, uint64_t ppn)
+{
+	if (!cpu->code_bitmap || ppn >= cpu->code_bitmap_pages)
+		return;
+	uint64_t bit = 1ull << (ppn % 64);
+	if (!(__atomic_load_n(&cpu->code_bitmap[ppn / 64], __ATOMIC_RELAXED) & bit))
+		__atomic_fetch_or(&cpu->code_bitmap[ppn / 64], bit, __ATOMIC_SEQ_CST);
+	else
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
 static struct x86_block *translate(struct x86_cpu *cpu, uint64_t phys)
 {
 	struct x86_code_cache *cc = cpu->code;
@@ -195,6 +209,7 @@ static struct x86_block *translate(struct x86_cpu *cpu, uint64_t phys)
 	if (cc->used + need > ARENA_BYTES)
 		return NULL;
 	b = (struct x86_block *)(cc->arena + cc->used);
+	mark_code_page(cpu, phys >> 12);
 	for (;;) {
 		uint8_t buf[16];
 		unsigned avail;
@@ -217,9 +232,10 @@ static struct x86_block *translate(struct x86_cpu *cpu, uint64_t phys)
 						x86_fetch_ptr(cpu, csbase + rip + avail, &more, true);
 					break;
 				}
+				page2 = x86_fetch_phys(cpu, csbase + rip + avail) >> 12;
+				mark_code_page(cpu, page2);
 				memcpy(buf + avail, b2, MIN(more, 15u - avail));
 				x86_decode(cpu, rip, buf, 15, i);
-				page2 = x86_fetch_phys(cpu, csbase + rip + avail) >> 12;
 			}
 		} else {
 			x86_decode(cpu, rip, bytes, 15, i);
@@ -418,6 +434,8 @@ struct x86_cpu *x86_cpu_new(const struct x86_mem_ops *ops, void *opaque,
 	cpu->mem_ops = ops;
 	cpu->mem_opaque = opaque;
 	cpu->user_mode = cfg->user_mode;
+	cpu->code_bitmap = cfg->code_bitmap;
+	cpu->code_bitmap_pages = cfg->code_bitmap_pages;
 	cpu->max_block_insns = cfg->max_block_insns ? MIN(cfg->max_block_insns, MAX_BLOCK_INSNS) : MAX_BLOCK_INSNS;
 	cpu->sp_mask = ~0ull;
 	cpu->rflags = 2;

@@ -153,6 +153,13 @@ struct x86_cpu_config {
 	bool apic;
 	/* This CPU's initial APIC ID (CPUID.1:EBX[31:24]). */
 	uint8_t apic_id;
+	/* Optional, shared by all CPUs of a machine: one bit per 4 KiB guest
+	 * physical page (bit p of word p / 64), set atomically, before the
+	 * CPU reads the bytes, for every page it decodes code from.  Whoever
+	 * writes guest RAM behind the CPUs' backs (DMA) tests it to learn
+	 * whether x86_invalidate_code is needed.  Bits are never cleared. */
+	uint64_t *code_bitmap;
+	uint64_t code_bitmap_pages;
 };
 
 /* Creates a CPU in the reset state for the given mode, reaching memory
