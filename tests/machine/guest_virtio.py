@@ -425,24 +425,31 @@ def test_net(run, work):
 
 
 def test_rng_console(run, work):
-    run.need("--rng", "--console")
+    run.need("--rng")
+    # without --console (not in this build) the rng half still runs, on
+    # the serial console, and the test then reports a skip
+    has_console = run.vmm == "qemu" or "--console" in run.help_text
     token = os.urandom(6).hex()
-    g = run.boot("rng-console", ["rng", "console"], rng=True, console_virtio=True)
+    g = run.boot("rng-console" if has_console else "rng", ["rng", "console"] if has_console else ["rng"],
+                 rng=True, console_virtio=has_console)
     m = g.expect(r"^MAQUINA-RNG-CURRENT (.*)$")
     if not m.group(1).startswith(b"virtio_rng."):
         raise Failed("rng: the guest's hw_random source is %r, not virtio_rng.N" % m.group(1).decode())
     g.expect(r"^MAQUINA-RNG-OK")
     log("rng: hw_random uses virtio_rng and /dev/hwrng gives bytes")
-    m = g.expect(r"^MAQUINA-CONSOLES (.*)$")
-    if not m.group(1).startswith(b"hvc0"):
-        raise Failed("console: the guest's consoles are %r, expected hvc0 first" % m.group(1).decode())
-    g.expect(r"^MAQUINA-CONSOLE-READY")
-    g.send("typed-%s" % token)
-    g.expect(r"^MAQUINA-CONSOLE-ECHO typed-%s" % token, timeout=300)
-    log("console: the markers came over hvc0 and a typed line reached the guest")
+    if has_console:
+        m = g.expect(r"^MAQUINA-CONSOLES (.*)$")
+        if not m.group(1).startswith(b"hvc0"):
+            raise Failed("console: the guest's consoles are %r, expected hvc0 first" % m.group(1).decode())
+        g.expect(r"^MAQUINA-CONSOLE-READY")
+        g.send("typed-%s" % token)
+        g.expect(r"^MAQUINA-CONSOLE-ECHO typed-%s" % token, timeout=300)
+        log("console: the markers came over hvc0 and a typed line reached the guest")
     g.expect(r"^MAQUINA-DONE")
     g.finish()
     g.check_clean()
+    if not has_console:
+        skip("rng passed; the console half did not run: 'maquina run --help' does not list --console")
 
 
 TESTS = {"disk": test_disk, "net": test_net, "rng-console": test_rng_console}
