@@ -47,6 +47,7 @@ struct run_opts {
 	struct virtio_blk_opts disk[RUN_MAX_DISKS];
 	char *disk_buf[RUN_MAX_DISKS];
 	bool rng;
+	bool virtio_console; /* --console virtio: --serial feeds hvc0, COM1 is unplugged */
 	unsigned nr_nics; /* --net, in order */
 	const char *nic_spec[RUN_MAX_NICS];
 	struct net_opts nic[RUN_MAX_NICS];
@@ -87,6 +88,7 @@ struct vm {
 	int exit_status;
 	char why[256];
 	struct chardev_host *serial; /* COM1's host end (machine/chardev.c) */
+	struct virtio_console *vcon; /* --console virtio: the host end feeds it */
 	uint64_t *code_bitmap;	     /* pages the emu vCPUs decoded code from */
 	uint64_t code_bitmap_pages;
 };
@@ -511,12 +513,30 @@ static int load_guest(struct vm *vm, struct boot_cpu_state *bs)
 
 /* --- the I/O loop --------------------------------------------------------- */
 
-/* Moves console input into the UART (lock held). */
+static size_t vcon_sink_receive(void *opaque, const uint8_t *buf, size_t len)
+{
+	return virtio_console_receive(opaque, buf, len);
+}
+
+static size_t vcon_sink_space(void *opaque)
+{
+	/* the posted buffers' room is not known up front: offer a chunk and
+	 * let the host end keep what the console does not take */
+	return virtio_console_can_receive(opaque) ? 64 : 0;
+}
+
+/* Moves console input into the UART or the virtio console (lock held). */
 static void serial_pump(struct vm *vm)
 {
 	if (!vm->serial_input || vm->action != VM_RUNNING)
 		return;
-	int r = chardev_host_pump(vm->serial, machine_uart(vm->m));
+	int r;
+	if (vm->vcon) {
+		const struct chardev_sink sink = { vcon_sink_receive, vcon_sink_space, vm->vcon };
+		r = chardev_host_pump_sink(vm->serial, &sink);
+	} else {
+		r = chardev_host_pump(vm->serial, machine_uart(vm->m));
+	}
 	if (r == 1) {
 		vm->exit_status = 0;
 		vm->action = VM_EXIT;
@@ -648,6 +668,16 @@ static int add_devices(struct vm *vm)
 		if (r < 0)
 			return r;
 	}
+	if (o->virtio_console) {
+		struct virtio_dev *vd = virtio_console_new(&env, chardev_host_dev(vm->serial), &vm->vcon);
+		if (!vd) {
+			log_error("run: --console virtio: cannot make the device: %s", strerror(errno));
+			return -ENOMEM;
+		}
+		int r = add_virtio(vm, vd, "virtio-console");
+		if (r < 0)
+			return r;
+	}
 	if (o->rng) {
 		struct virtio_dev *vd = virtio_rng_new(&env);
 		if (!vd) {
@@ -683,6 +713,7 @@ static void free_devices(struct vm *vm)
 	for (unsigned i = vm->nr_pci; i-- > 0;)
 		virtio_pci_free(vm->pci[i].vp);
 	vm->nr_pci = 0;
+	vm->vcon = NULL;
 }
 
 /* --- one boot ------------------------------------------------------------ */
@@ -693,7 +724,8 @@ static enum vm_action boot_once(struct vm *vm)
 	struct machine_config mc = {
 		.ram_bytes = o->ram_bytes,
 		.nr_cpus = o->cpus,
-		.serial = chardev_host_dev(vm->serial),
+		/* with --console virtio COM1 has no host end (output dropped) */
+		.serial = o->virtio_console ? (struct chardev){ NULL, NULL } : chardev_host_dev(vm->serial),
 		.kick = vm_kick,
 		.kick_opaque = vm,
 	};
@@ -805,6 +837,9 @@ static void usage(FILE *f)
 		"                     [,format=raw|qcow2][,readonly=on|off][,cache=none|writeback]\n"
 		"                     [,serial=STR]; a bare FILE is path=FILE\n"
 		"  --rng              a virtio-rng device fed from the host's getrandom()\n"
+		"  --console KIND     where --serial's host end goes: serial (COM1, ttyS0; default)\n"
+		"                     or virtio (a virtio-console, the guest's hvc0: add\n"
+		"                     console=hvc0 to --append)\n"
 		"On the terminal, Ctrl-A x quits.  The guest's power-off ends maquina with status 0;\n"
 		"the debug-exit port 0xf4 with (value << 1) | 1.\n");
 }
@@ -832,6 +867,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "accel", required_argument, NULL, 'A' },
 		{ "disk", required_argument, NULL, 'D' },
 		{ "rng", no_argument, NULL, 'R' },
+		{ "console", required_argument, NULL, 'C' },
 		{ "net", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -881,6 +917,16 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			break;
 		}
 		case 'R': o->rng = true; break;
+		case 'C':
+			if (!strcmp(optarg, "virtio")) {
+				o->virtio_console = true;
+			} else if (!strcmp(optarg, "serial")) {
+				o->virtio_console = false;
+			} else {
+				log_error("run: --console '%s' is not known: use serial (COM1) or virtio (hvc0)", optarg);
+				return 2;
+			}
+			break;
 		case 'N': {
 			char nerr[256];
 			if (o->nr_nics == RUN_MAX_NICS) {
