@@ -472,7 +472,7 @@ static void test_tx_backpressure(void)
 	struct fix f;
 	uint8_t fr[60];
 	uint32_t len;
-	int h1, h2;
+	int h1 = -1, h2 = -1;
 
 	CHECK(fix_init(&f, FULL_F, 64) == 0);
 	make_frame(fr, sizeof(fr), 3);
