@@ -335,6 +335,8 @@ void net_backend_attach(struct net_backend *be, const struct net_frontend *fe, v
 
 int net_backend_send(struct net_backend *be, const void *frame, size_t len_bytes)
 {
+	if (len_bytes > NET_FRAME_MAX)
+		return 0; /* no backend takes it: lost, as on a wire */
 	return be->ops->send(be, frame, len_bytes);
 }
 

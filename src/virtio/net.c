@@ -248,6 +248,8 @@ static int vnet_tx_one(struct virtio_net *n, struct virtq_elem *e)
 		 * computed afresh (the partial one is of no use) */
 		return net_tso4_segment(n->txbuf, len, get_le16(hdr + 4), n->segbuf, VNET_SEG_MAX,
 					vnet_emit, n);
+	if (len > NET_FRAME_MAX)
+		return -EINVAL; /* only a TSO frame may be that long */
 	if ((hdr[0] & VNET_HDR_F_NEEDS_CSUM) && n->csum &&
 	    net_csum_complete(n->txbuf, len, get_le16(hdr + 6), get_le16(hdr + 8)))
 		return -EINVAL;
