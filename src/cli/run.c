@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "core/core.h"
 #include "machine/machine.h"
+#include "net/net.h"
 #include "virtio/virtio.h"
 
 #include <errno.h>
@@ -32,6 +33,7 @@
 #define SLICE_INSNS (1u << 20)
 
 #define RUN_MAX_DISKS 16
+#define RUN_MAX_NICS 8
 #define RUN_MAX_PCI 31 /* device numbers 1..31 of bus 0 */
 
 struct run_opts {
@@ -46,6 +48,9 @@ struct run_opts {
 	char *disk_buf[RUN_MAX_DISKS];
 	bool rng;
 	bool virtio_console; /* --console virtio: --serial feeds hvc0, COM1 is unplugged */
+	unsigned nr_nics; /* --net, in order */
+	const char *nic_spec[RUN_MAX_NICS];
+	struct net_opts nic[RUN_MAX_NICS];
 };
 
 struct vm;
@@ -75,6 +80,9 @@ struct vm {
 	int serial_watched;	/* the descriptor the loop watches for input, or -1 */
 	bool serial_input;	/* false after a read error: no more input */
 	struct vm_pci pci[RUN_MAX_PCI];
+	/* --net backends: made at the first boot, kept across reboots (the
+	 * TAP interface and forwarded ports stay), freed at exit */
+	struct net_backend *nic_be[RUN_MAX_NICS];
 	unsigned nr_pci;
 	volatile enum vm_action action;
 	int exit_status;
@@ -680,6 +688,22 @@ static int add_devices(struct vm *vm)
 		if (r < 0)
 			return r;
 	}
+	for (unsigned i = 0; i < o->nr_nics; i++) {
+		char err[512] = "", what[300];
+		if (!vm->nic_be[i])
+			vm->nic_be[i] = net_backend_new(vm->loop, &o->nic[i], err, sizeof(err));
+		struct virtio_dev *vd = NULL;
+		if (vm->nic_be[i])
+			vd = virtio_net_new(&env, vm->nic_be[i], o->nic[i].mac, err, sizeof(err));
+		if (!vd) {
+			log_error("run: --net %s: %s", o->nic_spec[i], err[0] ? err : "cannot make the NIC");
+			return -EINVAL;
+		}
+		snprintf(what, sizeof(what), "--net %s", o->nic_spec[i]);
+		int r = add_virtio(vm, vd, what);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -803,6 +827,10 @@ static void usage(FILE *f)
 		"  --cpus N           virtual CPUs (default 1)\n"
 		"  --serial BACKEND   COM1: stdio (default), null, file:PATH, unix:PATH (a socket\n"
 		"                     maquina listens on; one client at a time)\n"
+		"  --net SPEC         a virtio-net NIC (repeatable): user[,hostfwd=tcp:127.0.0.1:2222-:22]\n"
+		"                     [,restrict=on][,net=10.0.2.0/24][,mac=MAC] (user-mode network:\n"
+		"                     gateway 10.0.2.2, DNS 10.0.2.3, DHCP from 10.0.2.15), or\n"
+		"                     tap,ifname=NAME[,mac=MAC]; MACs default to 52:54:00:12:34:56 + n\n"
 		"  --no-reboot        exit instead of rebooting on a guest reset or triple fault\n"
 		"  --accel NAME       vCPU backend: emu (the software CPU; default)\n"
 		"  --disk SPEC        a virtio-blk disk (repeatable, up to 16): path=FILE\n"
@@ -840,6 +868,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "disk", required_argument, NULL, 'D' },
 		{ "rng", no_argument, NULL, 'R' },
 		{ "console", required_argument, NULL, 'C' },
+		{ "net", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -898,6 +927,19 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 				return 2;
 			}
 			break;
+		case 'N': {
+			char nerr[256];
+			if (o->nr_nics == RUN_MAX_NICS) {
+				log_error("run: --net %s: at most %d NICs", optarg, RUN_MAX_NICS);
+				return 2;
+			}
+			if (net_parse(optarg, o->nr_nics, &o->nic[o->nr_nics], nerr, sizeof(nerr))) {
+				log_error("run: %s", nerr);
+				return 2;
+			}
+			o->nic_spec[o->nr_nics++] = optarg;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default:
 			/* argv[optind - 1] is the word getopt refused, as typed
@@ -968,6 +1010,8 @@ static int run_vm(struct run_opts *o)
 	do {
 		a = boot_once(vm);
 	} while (a == VM_RESET);
+	for (unsigned i = 0; i < o->nr_nics; i++)
+		net_backend_free(vm->nic_be[i]);
 	chardev_host_close(vm->serial); /* restores the terminal */
 	if (vm->why[0])
 		log_error("run: %s", vm->why);

@@ -177,6 +177,11 @@ void virtio_dev_write_status(struct virtio_dev *vd, uint8_t v)
 			return;
 		}
 		vd->active = true;
+		/* buffers a driver made available (and perhaps kicked) before
+		 * DRIVER_OK are looked at now rather than never */
+		for (unsigned q = 0; q < vd->nr_queues && !vd->broken; q++)
+			if (virtq_has_avail(&vd->vqs[q]) && vd->ops->queue_notify)
+				vd->ops->queue_notify(vd->opaque, q);
 	}
 }
 

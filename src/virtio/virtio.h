@@ -293,8 +293,17 @@ int virtio_blk_parse(const char *spec, struct virtio_blk_opts *o, char **buf, ch
 struct virtio_dev *virtio_blk_new(const struct virtio_env *env, const struct virtio_blk_opts *o,
 				  char *err, size_t err_len);
 
-/* virtio-net (5.1): declared by the net device's section (see net/net.h
- * for the host backends). */
+/*
+ * virtio-net (5.1) on a host network backend (net/net.h): queues rx 0 and
+ * tx 1; features MAC, STATUS, MRG_RXBUF, CSUM, GUEST_CSUM.  Attaches to be
+ * (which stays the caller's, must outlive the device, and is detached when
+ * the device is freed: a backend can serve the NICs of successive boots,
+ * keeping its TAP interface and its forwarded ports); mac is the address
+ * the guest sees.  NULL with a message in err.
+ */
+struct net_backend;
+struct virtio_dev *virtio_net_new(const struct virtio_env *env, struct net_backend *be,
+				  const uint8_t mac[6], char *err, size_t err_len);
 
 /*
  * virtio-console (5.3), one port (no MULTIPORT): the guest's hvc0.

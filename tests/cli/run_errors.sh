@@ -41,6 +41,8 @@ many=""
 for i in $(seq 17); do many="$many --disk $tmp/d$i"; done
 # shellcheck disable=SC2086
 expect 2 "too many --disk options: 16 at most" --kernel "$tmp/text" $many
+expect 2 "unknown backend 'bogus' (expected 'user' or 'tap')" --kernel "$tmp/text" --net bogus
+expect 2 "host port '99999' is not a number in 1-65535" --kernel "$tmp/text" --net user,hostfwd=tcp::99999-:22
 if "$(dirname "$0")/../../scripts/guest-assets" "$build" >/dev/null 2>&1; then
 	k="$build/guest/vmlinuz"
 	expect 1 "guest memory is too small for this kernel" --kernel "$k" --memory 16M

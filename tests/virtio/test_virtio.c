@@ -819,6 +819,29 @@ static void test_dma_marking(void)
 	vbench_fini(&f.b);
 }
 
+/* Buffers made available (and kicked) before DRIVER_OK are served once
+ * the driver sets it, not lost. */
+static void test_avail_before_driver_ok(void)
+{
+	struct vbench b;
+	CHECK(vbench_init(&b, RAM) == 0);
+	struct echo *ec = echo_new(&b.env, 0);
+	struct vdrv *d = vbench_attach(&b, ec->vd);
+	CHECK(vdrv_negotiate(d, BASE_F) == 0);
+	CHECK(vdrv_queue_setup(d, 0, 16, VIRTIO_NO_VECTOR) == 0);
+	uint64_t x = vbench_alloc(&b, 64, 16);
+	struct vdrv_buf bb[2] = { { x, 8, false }, { x + 8, 8, true } };
+	int head = vdrv_add(d, 0, bb, 2, false);
+	vdrv_kick(d, 0);
+	CHECK_EQ_U64(ec->notifies, 0);
+	CHECK(vdrv_get_used(d, 0, NULL) == -1);
+	vdrv_driver_ok(d);
+	uint32_t len = 0;
+	CHECK(vdrv_get_used(d, 0, &len) == head);
+	CHECK_EQ_U64(len, 8);
+	vbench_fini(&b);
+}
+
 static void test_rng(void)
 {
 	struct vbench b;
@@ -877,6 +900,7 @@ int main(void)
 	test_malicious();
 	test_long_chain();
 	test_dma_marking();
+	test_avail_before_driver_ok();
 	test_rng();
 	TEST_MAIN_END();
 }

@@ -5,7 +5,8 @@
  * features, MSI-X or INTx and the queue size; the rest is written over the
  * descriptor table, the available ring, the used ring and the RAM after
  * them, and the driver kicks a few times (the avail index comes from the
- * input too).  The device pops and pushes through virtq_pop/virtq_push;
+ * input too).  Optionally the input first drives the transport's registers
+ * (queue size, addresses, status, MSI-X table, ...).  The device pops and pushes through virtq_pop/virtq_push;
  * a bad chain must make it NEEDS_RESET, never crash, hang, leak or touch
  * memory outside guest RAM.
  *
@@ -38,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 4)
 		return 0;
 	uint8_t mode = data[0], kicks = (uint8_t)(1 + (data[1] & 7)), qlog = data[2] & 7;
-	uint8_t step = data[3] & 3; /* how far the driver moves avail->idx per kick */
+	uint8_t step = data[3] & 3, hdr1 = data[1]; /* how far the driver moves avail->idx per kick */
 	unsigned qsize = 1u << qlog; /* 1 .. 128 */
 	data += 4;
 	size -= 4;
@@ -73,6 +74,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* the input over the rings (desc, avail and used are adjacent pages)
 	 * and on into the buffers after them */
+	/* with bit 7 of the second byte, the input starts with up to 32
+	 * register accesses to BAR 0 (u16 offset, u8 size/direction, u64
+	 * value), as a driver that misbehaves at the transport would do */
+	if (hdr1 & 0x80) {
+		for (unsigned k = 0; k < 32 && size >= 11; k++, data += 11, size -= 11) {
+			uint16_t off;
+			uint64_t val;
+			memcpy(&off, data, 2);
+			memcpy(&val, data + 3, 8);
+			unsigned sz = 1u << (data[2] & 3);
+			uint64_t gpa = vdrv_bar(d) + (off & 0x7fff);
+			if (data[2] & 4)
+				mmio_bus_write(b.mmio, gpa, sz, val);
+			else
+				mmio_bus_read(b.mmio, gpa, sz, &val);
+		}
+	}
 	struct vdrv_ring r = vdrv_queue_ring(d, 0);
 	uint64_t room = RAM - r.desc;
 	mem_write(b.mem, r.desc, data, MIN((uint64_t)size, room));
