@@ -177,6 +177,8 @@ int blk_queue_submit(struct blk_queue *q, const struct blk_request *rq)
 	if (uring_op && (rq->op == BLK_OP_WRITE || rq->op == BLK_OP_FLUSH) &&
 	    q->b->read_only)
 		uring_op = false;
+	if (uring_op && (rq->flags & BLK_WRITE_FUA))
+		uring_op = false; /* blk_pwritev flushes after a FUA write */
 	if (uring_op && rq->op != BLK_OP_FLUSH &&
 	    (rq->off > q->b->size || rq->len > q->b->size - rq->off))
 		uring_op = false; /* let the sync path report it */

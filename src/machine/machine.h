@@ -102,8 +102,9 @@ void pc_e820(const struct mem *mem, struct e820_map *map);
 
 /*
  * Writes an MP table (floating pointer at PC_MPTABLE, config table after it)
- * for nr_cpus processors (APIC IDs 0..nr_cpus-1, 0 the BSP), the ISA bus,
- * the IOAPIC and the ISA interrupt assignments, with LINT0 = ExtINT and
+ * for nr_cpus processors (APIC IDs 0..nr_cpus-1, 0 the BSP), the PCI bus
+ * (MP bus 0) and the ISA bus (1), the IOAPIC, the ISA interrupt assignments and
+ * the PCI INTx routes (pc_pci_slot_gsi), with LINT0 = ExtINT and
  * LINT1 = NMI.  Returns 0, -EINVAL (nr_cpus 0 or too many to fit) or
  * -EFAULT (no RAM there).
  */

@@ -63,15 +63,20 @@ static void w64(uint8_t *b, size_t off, uint64_t v)
 #define MP_SMALL_ENTRY 8
 #define MP_HEADER 44
 #define MP_FLOATING 16
+#define MP_PCI_ROUTES (31 * 4)
+#define MP_BUS_PCI 0
+#define MP_BUS_ISA 1
 
 int pc_write_mptable(struct mem *mem, unsigned nr_cpus)
 {
-	/* entries: CPUs, 1 bus, 1 IOAPIC, 16 ISA interrupts (IRQ 2 is the
-	 * cascade, IRQ 0 goes to pin 2, ExtINT on pin 0), 2 local */
-	unsigned nr_irq = 16, nr_local = 2;
+	/* entries: CPUs, 2 buses (ISA 0, PCI 1), 1 IOAPIC, 16 ISA interrupts
+	 * (IRQ 2 is the cascade, IRQ 0 goes to pin 2, ExtINT on pin 0), the
+	 * INTx routes of PCI slots 1-31 (as the DSDT's _PRT), 2 local */
+	unsigned nr_irq = 16 + MP_PCI_ROUTES, nr_local = 2;
 	size_t len = MP_HEADER + nr_cpus * MP_CPU_ENTRY +
-		     (1 + 1 + nr_irq + nr_local) * MP_SMALL_ENTRY;
-	uint8_t buf[MP_FLOATING + MP_HEADER + PC_MAX_CPUS * MP_CPU_ENTRY + 32 * MP_SMALL_ENTRY];
+		     (2 + 1 + nr_irq + nr_local) * MP_SMALL_ENTRY;
+	uint8_t buf[MP_FLOATING + MP_HEADER + PC_MAX_CPUS * MP_CPU_ENTRY +
+		    (32 + MP_PCI_ROUTES) * MP_SMALL_ENTRY];
 	if (nr_cpus == 0 || nr_cpus > PC_MAX_CPUS || MP_FLOATING + len > PC_BIOS_AREA_END - PC_MPTABLE)
 		return -EINVAL;
 	memset(buf, 0, sizeof(buf));
@@ -101,8 +106,16 @@ int pc_write_mptable(struct mem *mem, unsigned nr_cpus)
 		w32(t, off + 8, 0x00000201);	  /* FPU, APIC */
 		off += MP_CPU_ENTRY;
 	}
-	w8(t, off, 1); /* bus 0: ISA */
-	w8(t, off + 1, 0);
+	/* bus IDs: a PCI bus's MP ID must be its PCI bus number (Linux
+	 * compares them directly), so PCI bus 0 is MP bus 0 and ISA comes
+	 * after it, as SeaBIOS lays it out */
+	w8(t, off, 1);
+	w8(t, off + 1, MP_BUS_PCI);
+	memcpy(t + off + 2, "PCI   ", 6);
+	off += MP_SMALL_ENTRY;
+	count++;
+	w8(t, off, 1);
+	w8(t, off + 1, MP_BUS_ISA);
 	memcpy(t + off + 2, "ISA   ", 6);
 	off += MP_SMALL_ENTRY;
 	count++;
@@ -118,7 +131,7 @@ int pc_write_mptable(struct mem *mem, unsigned nr_cpus)
 			/* pin 0: the 8259's ExtINT, as BIOSes describe it */
 			w8(t, off, 3);
 			w8(t, off + 1, 3); /* ExtINT */
-			w8(t, off + 4, 0); /* bus 0 */
+			w8(t, off + 4, MP_BUS_ISA);
 			w8(t, off + 5, 0);
 			w8(t, off + 6, PC_IOAPIC_ID);
 			w8(t, off + 7, 0);
@@ -126,13 +139,27 @@ int pc_write_mptable(struct mem *mem, unsigned nr_cpus)
 			w8(t, off, 3);	   /* I/O interrupt */
 			w8(t, off + 1, 0); /* INT */
 			w16(t, off + 2, 0); /* conforms to the bus: edge, high */
-			w8(t, off + 4, 0);
+			w8(t, off + 4, MP_BUS_ISA);
 			w8(t, off + 5, (uint8_t)irq);
 			w8(t, off + 6, PC_IOAPIC_ID);
 			w8(t, off + 7, (uint8_t)pc_isa_irq_to_gsi(irq));
 		}
 		off += MP_SMALL_ENTRY;
 		count++;
+	}
+	/* PCI INTx: source IRQ (slot << 2) | pin on PCI bus 0, level, active low */
+	for (unsigned slot = 1; slot < 32; slot++) {
+		for (unsigned pin = 0; pin < 4; pin++) {
+			w8(t, off, 3);
+			w8(t, off + 1, 0);
+			w16(t, off + 2, 0x000f);
+			w8(t, off + 4, MP_BUS_PCI);
+			w8(t, off + 5, (uint8_t)(slot << 2 | pin));
+			w8(t, off + 6, PC_IOAPIC_ID);
+			w8(t, off + 7, (uint8_t)pc_pci_slot_gsi(slot, pin));
+			off += MP_SMALL_ENTRY;
+			count++;
+		}
 	}
 	/* local interrupts: ExtINT -> LINT0, NMI -> LINT1 of every CPU */
 	for (unsigned i = 0; i < 2; i++) {

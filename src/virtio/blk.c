@@ -126,8 +126,6 @@ struct vblk {
 	bool need_notify;  /* pushed since the last virtq_notify */
 	uint8_t writeback; /* config: 1 write-back, 0 write-through (FUA) */
 	uint32_t discard_align; /* sectors */
-	uint32_t min_io;	/* sectors */
-	uint32_t opt_io;	/* sectors */
 	char serial[VBLK_ID_BYTES]; /* zero-padded, maybe not terminated */
 	struct vblk_req *wait_head, *wait_tail; /* -EAGAIN'd, in order */
 	unsigned errors_logged;
@@ -137,8 +135,7 @@ static uint64_t vblk_features(void *opaque)
 {
 	struct vblk *vb = opaque;
 	uint64_t f = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
-		     (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_CONFIG_WCE) |
-		     (1ull << VIRTIO_BLK_F_TOPOLOGY);
+		     (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_CONFIG_WCE);
 	if (vb->read_only)
 		f |= 1ull << VIRTIO_BLK_F_RO;
 	else
@@ -152,9 +149,9 @@ static void vblk_fill_config(const struct vblk *vb, struct vblk_config *c)
 	c->capacity = htole64(vb->capacity);
 	c->seg_max = htole32(VBLK_QUEUE_SIZE - 2);
 	c->blk_size = htole32(VBLK_SECTOR);
-	c->physical_block_exp = 0;
-	c->min_io_size = htole16((uint16_t)vb->min_io);
-	c->opt_io_size = htole32(vb->opt_io);
+	/* topology (physical_block_exp, min/opt_io_size) is not offered: an
+	 * I/O size hint from the qcow2 cluster size would steer mkfs's RAID
+	 * stride and stripe width for nothing */
 	c->writeback = vb->writeback;
 	c->num_queues = htole16(1);
 	if (!vb->read_only) {
@@ -480,7 +477,9 @@ static void vblk_handle(struct vblk *vb, struct virtq_elem *e)
 }
 
 /* Pops and starts requests until the ring is empty or the block queue is
- * full (then the rest waits for completions). */
+ * full (then the rest waits for completions).  The driver's kicks are
+ * turned off while the device pops, and stay off while requests wait for
+ * room: the completions resume popping. */
 static void vblk_process(struct vblk *vb)
 {
 	if (!vb->active || (virtio_dev_status(vb->vd) & VIRTIO_STATUS_NEEDS_RESET))
@@ -488,20 +487,32 @@ static void vblk_process(struct vblk *vb)
 	struct virtq *vq = vblk_vq(vb);
 	if (!vblk_submit_waiting(vb))
 		return;
-	while (!vb->wait_head && vb->active) {
-		struct virtq_elem *e;
-		int ret = virtq_pop(vq, &e);
-		if (ret == 0)
-			break;
-		if (ret < 0) {
-			if (ret == -EINVAL)
-				virtio_dev_set_broken(vb->vd, "virtio-blk: malformed descriptor chain");
-			/* -ENOMEM: retried on the next kick or completion */
-			break;
+	for (;;) {
+		virtq_set_notification(vq, false);
+		for (;;) {
+			struct virtq_elem *e;
+			int ret = virtq_pop(vq, &e);
+			if (ret == 0)
+				break;
+			if (ret < 0) {
+				if (ret == -EINVAL) {
+					virtio_dev_set_broken(vb->vd,
+							      "virtio-blk: malformed descriptor chain");
+					return;
+				}
+				/* -ENOMEM: retried on the next kick or completion */
+				virtq_set_notification(vq, true);
+				return;
+			}
+			vblk_handle(vb, e);
+			if (virtio_dev_status(vb->vd) & VIRTIO_STATUS_NEEDS_RESET)
+				return;
+			if (vb->wait_head)
+				return; /* kicks stay off until completions free room */
 		}
-		vblk_handle(vb, e);
-		if (virtio_dev_status(vb->vd) & VIRTIO_STATUS_NEEDS_RESET)
-			break;
+		if (!virtq_set_notification(vq, true))
+			return;
+		/* buffers arrived while kicks were off: pop them too */
 	}
 }
 
@@ -645,10 +656,7 @@ struct virtio_dev *virtio_blk_new(const struct virtio_env *env, const struct vir
 	vb->capacity = blk_size(vb->blk) / VBLK_SECTOR;
 	vb->writeback = 1;
 	uint32_t cluster = blk_cluster_size(vb->blk);
-	uint32_t align = blk_request_alignment(vb->blk);
 	vb->discard_align = MAX(cluster, 4096u) / VBLK_SECTOR;
-	vb->min_io = MAX(MIN(align, 65536u) / VBLK_SECTOR, 1u);
-	vb->opt_io = cluster / VBLK_SECTOR;
 	if (o->serial) {
 		memset(vb->serial, 0, sizeof(vb->serial));
 		memcpy(vb->serial, o->serial, strlen(o->serial));

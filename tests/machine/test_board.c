@@ -58,8 +58,11 @@ static void test_mptable(unsigned cpus)
 		case 1: nbus++; off += 8; break;
 		case 2: nioapic++; CHECK(get32(t + off + 4) == 0xfec00000); off += 8; break;
 		case 3:
-			if (t[off + 1] == 0 && t[off + 5] == 0 && t[off + 7] == 2)
-				irq0_to_pin2 = true;
+			if (t[off + 1] == 0 && t[off + 4] == 1 && t[off + 5] == 0 && t[off + 7] == 2)
+				irq0_to_pin2 = true; /* ISA is bus 1 */
+			if (t[off + 4] == 0) /* PCI bus 0: level, active low, as the _PRT */
+				CHECK(t[off + 2] == 0x0f &&
+				      t[off + 7] == pc_pci_slot_gsi(t[off + 5] >> 2, t[off + 5] & 3));
 			nint++;
 			off += 8;
 			break;
@@ -68,7 +71,7 @@ static void test_mptable(unsigned cpus)
 		}
 	}
 	CHECK(off == len);
-	CHECK(ncpu == cpus && nbus == 1 && nioapic == 1 && nint == 16 && nlocal == 2);
+	CHECK(ncpu == cpus && nbus == 2 && nioapic == 1 && nint == 16 + 31 * 4 && nlocal == 2);
 	CHECK(irq0_to_pin2 && bsp_ok);
 	mem_free(mem);
 }

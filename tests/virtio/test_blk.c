@@ -53,6 +53,7 @@ struct drv {
 	uint32_t done_len[QSIZE];
 	uint16_t added, completed;
 	uint64_t bump, bump_start, bump_end;
+	bool indirect; /* chains go into indirect tables */
 };
 
 struct seg {
@@ -137,7 +138,7 @@ static int drv_add(struct drv *d, const struct seg *s, unsigned n)
 		return -1;
 	for (unsigned i = 0; i < n; i++)
 		bufs[i] = (struct vdrv_buf){ s[i].gpa, s[i].len, s[i].write };
-	int head = vdrv_add(d->v, 0, bufs, n, false);
+	int head = vdrv_add(d->v, 0, bufs, n, d->indirect);
 	if (head >= 0) {
 		d->done[head] = false;
 		d->added++;
@@ -670,7 +671,9 @@ static void test_many(struct env *e, const char *path)
 	struct drv d;
 	struct vbench b;
 	bench_init(e, &b);
-	CHECK(drv_open(&d, &b, &o, ~0ull) == 0);
+	/* without EVENT_IDX, so that used->flags shows whether the device
+	 * wants kicks */
+	CHECK(drv_open(&d, &b, &o, ~(1ull << VIRTIO_F_EVENT_IDX)) == 0);
 	enum { N = 120, LEN = 4096 };
 	uint64_t data[N], st[N];
 	int heads[N];
@@ -690,7 +693,10 @@ static void test_many(struct env *e, const char *path)
 		CHECK(heads[i] >= 0);
 	}
 	drv_kick(&d);
+	/* 64 went to the block queue, the rest wait: no kicks wanted */
+	CHECK(vdrv_device_no_notify(d.v, 0));
 	CHECK(drv_wait_all(&d));
+	CHECK(!vdrv_device_no_notify(d.v, 0));
 	bool all_ok = true;
 	for (unsigned i = 0; i < N; i++)
 		all_ok &= *(uint8_t *)gptr(&d, st[i], 1) == S_OK;
@@ -800,6 +806,97 @@ static void test_two_disks(struct env *e, const char *p1, const char *p2)
 	CHECK(image_equals(p2, 40 * 512, bb, sizeof(bb)));
 }
 
+/* A qcow2 overlay on a raw base: reads fall through, writes stay in the
+ * overlay; also chains in indirect tables, and readable bytes after a
+ * read's header (ignored). */
+static void test_backing(struct env *e)
+{
+	char *base = img_path("base.raw"), *top = img_path("overlay.qcow2");
+	CHECK(make_image(base, BLK_FMT_RAW, DISK_BYTES) == 0);
+	uint8_t *want = malloc(DISK_BYTES), *back = malloc(64 << 10);
+	pattern(want, DISK_BYTES, 4242);
+	struct blk *img;
+	char err[512];
+	struct blk_open_opts bo = { .flags = BLK_OPEN_RDWR };
+	CHECK(blk_open(base, &bo, &img, err, sizeof(err)) == 0);
+	CHECK(blk_pwrite(img, 0, want, DISK_BYTES, 0) == 0);
+	blk_close(img);
+	uint8_t *base_copy = malloc(DISK_BYTES);
+	memcpy(base_copy, want, DISK_BYTES);
+
+	struct blk_create_opts co;
+	blk_create_opts_init(&co);
+	co.format = BLK_FMT_QCOW2;
+	co.backing_file = "base.raw"; /* relative to the overlay's folder */
+	co.backing_format = "raw";
+	CHECK(blk_create(top, &co, err, sizeof(err)) == 0);
+
+	struct virtio_blk_opts o = { .path = top };
+	struct drv d;
+	struct vbench b;
+	bench_init(e, &b);
+	CHECK(drv_open(&d, &b, &o, ~0ull) == 0);
+	CHECK_EQ_U64(config_u64(&d, 0, 8), CAP);
+	d.indirect = true;
+	CHECK_EQ_U64(do_req(&d, T_IN, 1000, back, 64 << 10, NULL), S_OK);
+	CHECK(!memcmp(back, want + 1000 * 512, 64 << 10));
+	uint8_t buf[8192];
+	pattern(buf, sizeof(buf), 31337);
+	struct req_opts ro = { .nsplit = 3 };
+	CHECK_EQ_U64(do_req(&d, T_OUT, 1003, buf, sizeof(buf), &ro), S_OK);
+	memcpy(want + 1003 * 512, buf, sizeof(buf));
+	d.indirect = false;
+	CHECK_EQ_U64(do_req(&d, T_IN, 1000, back, 64 << 10, &ro), S_OK);
+	CHECK(!memcmp(back, want + 1000 * 512, 64 << 10));
+	/* write-zeroes over part of the base's data */
+	CHECK_EQ_U64(dwz_req(&d, T_WRITE_ZEROES, 3000, 300, 0), S_OK);
+	memset(want + 3000 * 512, 0, 300 * 512);
+	CHECK_EQ_U64(dwz_req(&d, T_WRITE_ZEROES, 4000, 256, 1), S_OK);
+	memset(want + 4000 * 512, 0, 256 * 512);
+
+	/* a read whose readable part goes on after the header */
+	uint64_t h = galloc(&d, 32), data = galloc(&d, 513);
+	uint32_t type = T_IN;
+	uint64_t sector = 7;
+	memset(gptr(&d, h, 32), 0xab, 32);
+	memcpy(gptr(&d, h, 4), &type, 4);
+	memcpy(gptr(&d, h + 8, 8), &sector, 8);
+	memset(gptr(&d, data, 513), 0xff, 513);
+	struct seg s[2] = { { h, 32, false }, { data, 513, true } };
+	int head = drv_add(&d, s, 2);
+	drv_kick(&d);
+	CHECK(drv_wait(&d, head));
+	CHECK(*(uint8_t *)gptr(&d, data + 512, 1) == S_OK);
+	CHECK(!memcmp(gptr(&d, data, 512), want + 7 * 512, 512));
+	/* a write whose data sits in the writable part is a write of 0 bytes:
+	 * nothing changes on the disk */
+	uint64_t h2 = galloc(&d, 16), data2 = galloc(&d, 513);
+	type = T_OUT;
+	sector = 9;
+	memset(gptr(&d, h2, 16), 0, 16);
+	memcpy(gptr(&d, h2, 4), &type, 4);
+	memcpy(gptr(&d, h2 + 8, 8), &sector, 8);
+	memset(gptr(&d, data2, 513), 0x5a, 513);
+	struct seg s2[2] = { { h2, 16, false }, { data2, 513, true } };
+	head = drv_add(&d, s2, 2);
+	drv_kick(&d);
+	CHECK(drv_wait(&d, head));
+	CHECK(*(uint8_t *)gptr(&d, data2 + 512, 1) == S_OK);
+	CHECK_EQ_U64(do_req(&d, T_IN, 9, back, 512, NULL), S_OK);
+	CHECK(!memcmp(back, want + 9 * 512, 512));
+	vbench_fini(&b);
+
+	CHECK(image_equals(top, 0, want, DISK_BYTES));
+	CHECK(image_equals(base, 0, base_copy, DISK_BYTES));
+	if (have_qemu_img()) {
+		CHECK(qemu_img_equals(top, 0, want, DISK_BYTES));
+		CHECK(qemu_img_check_clean(top));
+	}
+	free(want);
+	free(back);
+	free(base_copy);
+}
+
 static void test_open_errors(struct env *e)
 {
 	struct vbench b;
@@ -861,6 +958,7 @@ int main(int argc, char **argv)
 	char *q2 = img_path("second.qcow2");
 	CHECK(make_image(q2, BLK_FMT_QCOW2, DISK_BYTES) == 0);
 	test_two_disks(&e, qcow, q2);
+	test_backing(&e);
 	test_open_errors(&e);
 
 	ev_loop_free(e.loop);

@@ -140,7 +140,7 @@ void vdrv_msix_function_mask(struct vdrv *d, bool masked);
 bool vdrv_msix_pending(struct vdrv *d, unsigned vector);
 
 /*
- * Sets up queue q with size entries (a power of two) in fresh guest RAM,
+ * Sets up queue q (0..7) with size entries (a power of two) in fresh guest RAM,
  * assigns MSI-X vector (VIRTIO_NO_VECTOR = 0xffff for none), and enables
  * it.  event_idx: the driver will use used_event/avail_event (pass the
  * negotiated VIRTIO_F_EVENT_IDX).  0, -EINVAL, -ENOMEM, or -EIO if the
@@ -163,8 +163,9 @@ struct vdrv_buf {
 /*
  * Makes a chain of the n buffers (readable ones must come first; the
  * driver does not check) and publishes it in the avail ring (no kick).
- * indirect: the buffers go into a fresh indirect table and the ring
- * descriptor points to it.  Returns the head descriptor index, or
+ * indirect: the buffers go into a fresh indirect table (taken from
+ * vbench_alloc each time: long loops should rewind b->next_free) and the
+ * ring descriptor points to it.  Returns the head descriptor index, or
  * -ENOSPC (not enough free descriptors) / -ENOMEM (guest RAM).
  */
 int vdrv_add(struct vdrv *d, unsigned q, const struct vdrv_buf *bufs, unsigned n, bool indirect);
