@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/core.h"
 #include "net/net.h"
 
 static int fail(char *err, size_t err_len, const char *fmt, ...)
@@ -383,5 +384,103 @@ int net_csum_complete(uint8_t *frame, size_t len_bytes, size_t csum_start, size_
 		c = 0xffff;
 	frame[field] = (uint8_t)(c >> 8);
 	frame[field + 1] = (uint8_t)c;
+	return 0;
+}
+
+static uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void wr16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (i < len)
+		sum += (uint32_t)p[i] << 8;
+	return sum;
+}
+
+static uint16_t fold16(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+int net_tso4_segment(const uint8_t *frame, size_t len, unsigned mss, uint8_t *seg_buf,
+		     size_t seg_buf_len, net_emit_fn *emit, void *opaque)
+{
+	size_t l3 = 14, ihl, doff, hdrs, payload, off;
+	uint16_t ethertype, ip_id;
+	uint32_t seq;
+	uint8_t tcp_flags;
+	unsigned i;
+
+	if (len < 14 || mss == 0)
+		return -EINVAL;
+	ethertype = rd16(frame + 12);
+	if (ethertype == 0x8100) {
+		if (len < 18)
+			return -EINVAL;
+		ethertype = rd16(frame + 16);
+		l3 = 18;
+	}
+	if (ethertype != 0x0800 || len < l3 + 20)
+		return -EINVAL;
+	ihl = (size_t)(frame[l3] & 15) * 4;
+	if ((frame[l3] >> 4) != 4 || ihl < 20 || len < l3 + ihl + 20 || frame[l3 + 9] != 6)
+		return -EINVAL;
+	if (rd16(frame + l3 + 6) & 0x3fff) /* MF or a fragment offset */
+		return -EINVAL;
+	doff = (size_t)(frame[l3 + ihl + 12] >> 4) * 4;
+	hdrs = l3 + ihl + doff;
+	if (doff < 20 || hdrs > len || hdrs + mss > seg_buf_len)
+		return -EINVAL;
+	if (ihl + doff + MIN((size_t)mss, len - hdrs) > 0xffff) /* an IPv4 total length */
+		return -EINVAL;
+	payload = len - hdrs;
+	ip_id = rd16(frame + l3 + 4);
+	seq = (uint32_t)rd16(frame + l3 + ihl + 4) << 16 | rd16(frame + l3 + ihl + 6);
+	tcp_flags = frame[l3 + ihl + 13];
+	for (i = 0, off = 0; i == 0 || off < payload; i++) {
+		size_t chunk = MIN((size_t)mss, payload - off);
+		bool last = off + chunk >= payload;
+		uint8_t *ip = seg_buf + l3, *tcp = ip + ihl;
+		uint32_t sum;
+		uint8_t fl = tcp_flags;
+		int r;
+
+		memcpy(seg_buf, frame, hdrs);
+		memcpy(seg_buf + hdrs, frame + hdrs + off, chunk);
+		wr16(ip + 2, (uint16_t)(ihl + doff + chunk));
+		wr16(ip + 4, (uint16_t)(ip_id + i));
+		wr16(ip + 10, 0);
+		wr16(ip + 10, fold16(sum16(ip, ihl, 0)));
+		wr16(tcp + 4, (uint16_t)((seq + off) >> 16));
+		wr16(tcp + 6, (uint16_t)(seq + off));
+		if (!last)
+			fl &= (uint8_t)~0x09; /* FIN, PSH */
+		if (i)
+			fl &= (uint8_t)~0x80; /* CWR */
+		tcp[13] = fl;
+		wr16(tcp + 16, 0);
+		/* pseudo header: addresses, protocol, TCP length */
+		sum = sum16(ip + 12, 8, 0) + 6 + (uint32_t)(doff + chunk);
+		sum = sum16(tcp, doff + chunk, sum);
+		wr16(tcp + 16, fold16(sum));
+		r = emit(opaque, seg_buf, hdrs + chunk);
+		if (r)
+			return r;
+		off += chunk;
+	}
 	return 0;
 }

@@ -159,6 +159,23 @@ struct net_backend *net_tap_new(struct ev_loop *loop, const struct net_opts *o, 
  */
 int net_csum_complete(uint8_t *frame, size_t len_bytes, size_t csum_start, size_t csum_offset);
 
+/*
+ * Software TCP segmentation of an Ethernet (optionally one 802.1Q tag) /
+ * IPv4 / TCP frame whose payload exceeds mss bytes (a NIC's TSO): calls
+ * emit once per segment of at most mss payload bytes, in order, each a
+ * complete frame built in seg_buf (which must hold the headers + mss):
+ * IPv4 total length, id (+1 per segment) and header checksum, TCP sequence
+ * number, flags (FIN and PSH on the last segment only, CWR on the first
+ * only) and checksum computed afresh.  A payload of at most mss bytes is
+ * one segment (checksums still computed).  Returns 0, -EINVAL if the frame
+ * is not such a frame (other protocols, IP fragments, options past the
+ * end, mss 0, seg_buf too small), or the first non-zero value emit
+ * returned (the segments before it were emitted).
+ */
+typedef int net_emit_fn(void *opaque, const uint8_t *frame, size_t len_bytes);
+int net_tso4_segment(const uint8_t *frame, size_t len_bytes, unsigned mss, uint8_t *seg_buf,
+		     size_t seg_buf_len, net_emit_fn *emit, void *opaque);
+
 /* For backends: hands one frame to the attached frontend (0 if none). */
 int net_backend_deliver(struct net_backend *be, const void *frame, size_t len_bytes,
 			unsigned flags);

@@ -3,8 +3,10 @@
  *
  * Queues: 0 receive, 1 transmit (no control queue, one pair).
  * Features: MAC, STATUS (link always up), MRG_RXBUF, CSUM (the device
- * finishes the guest's partial checksums on transmit), GUEST_CSUM (frames
- * whose checksums the backend knows good are marked DATA_VALID).  Every
+ * finishes the guest's partial checksums on transmit), HOST_TSO4 (the
+ * device cuts the guest's TCP/IPv4 frames of up to 64 KiB into segments
+ * for the backend), GUEST_CSUM (frames whose checksums the backend knows
+ * good are marked DATA_VALID).  Every
  * frame carries the 12-byte struct virtio_net_hdr (VERSION_1).
  *
  * Transmit runs on the driver's doorbell (a vCPU thread, machine lock
@@ -30,6 +32,7 @@
 #define VIRTIO_NET_F_CSUM 0
 #define VIRTIO_NET_F_GUEST_CSUM 1
 #define VIRTIO_NET_F_MAC 5
+#define VIRTIO_NET_F_HOST_TSO4 11
 #define VIRTIO_NET_F_MRG_RXBUF 15
 #define VIRTIO_NET_F_STATUS 16
 
@@ -40,12 +43,17 @@
 #define VNET_HDR_F_NEEDS_CSUM 1
 #define VNET_HDR_F_DATA_VALID 2
 #define VNET_HDR_GSO_NONE 0
+#define VNET_HDR_GSO_TCPV4 1
+#define VNET_HDR_GSO_ECN 0x80
 
 #define VNET_RXQ 0
 #define VNET_TXQ 1
 #define VNET_QUEUE_SIZE 256
 #define VNET_TX_BUDGET 256 /* frames per doorbell before the I/O thread goes on */
 #define VNET_CONFIG_SIZE 12 /* mac[6], status, max_virtqueue_pairs, mtu */
+/* largest transmit frame: a TSO frame of 64 KiB plus headers */
+#define VNET_TX_MAX (65536 + 256)
+#define VNET_SEG_MAX (NET_FRAME_MAX + 256)
 
 struct virtio_net {
 	struct virtio_dev *vd;
@@ -53,13 +61,15 @@ struct virtio_net {
 	uint8_t mac[6];
 	bool running;	 /* DRIVER_OK, not reset */
 	bool mrg_rxbuf;	 /* negotiated */
-	bool csum, guest_csum;
+	bool csum, guest_csum, host_tso4;
 	bool tx_blocked; /* the backend said -EAGAIN: wait for tx_ready */
 	bool rx_pending; /* used rx buffers not yet signalled */
 	bool flush_armed, tx_armed;
+	bool caller_flushes; /* vnet_tx or an rx doorbell runs: it flushes rx interrupts itself */
 	struct ev_timer *flush_timer; /* deadline 0: the next loop turn */
 	struct ev_timer *tx_timer;
-	uint8_t *txbuf; /* NET_FRAME_MAX */
+	uint8_t *txbuf;	 /* VNET_TX_MAX */
+	uint8_t *segbuf; /* VNET_SEG_MAX: one TSO segment */
 	struct virtq_elem *rx_elems[VIRTQ_MAX_SIZE];
 	uint64_t rx_frames, rx_dropped, tx_frames, tx_dropped;
 };
@@ -189,8 +199,9 @@ static int vnet_receive(void *opaque, const void *frame, size_t len, unsigned fl
 	}
 	n->rx_frames++;
 	n->rx_pending = true;
-	/* batch the interrupt: after whatever else this loop turn brings */
-	if (!n->flush_armed) {
+	/* batch the interrupt: after whatever else this loop turn (or this
+	 * transmit doorbell) brings */
+	if (!n->flush_armed && !n->caller_flushes) {
 		n->flush_armed = true;
 		ev_timer_mod(n->flush_timer, 0);
 		ev_loop_wake(virtio_dev_env(n->vd)->loop);
@@ -212,19 +223,31 @@ static void vnet_tx_timer(void *opaque)
 }
 
 /* One chain: header, then the frame. */
+static int vnet_emit(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct virtio_net *n = opaque;
+
+	return net_backend_send(n->be, frame, len);
+}
+
 static int vnet_tx_one(struct virtio_net *n, struct virtq_elem *e)
 {
 	uint8_t hdr[VNET_HDR_LEN];
 	size_t len;
 
-	if (e->out_bytes < VNET_HDR_LEN || e->out_bytes - VNET_HDR_LEN > NET_FRAME_MAX)
+	if (e->out_bytes < VNET_HDR_LEN || e->out_bytes - VNET_HDR_LEN > VNET_TX_MAX)
 		return -EINVAL;
 	len = (size_t)e->out_bytes - VNET_HDR_LEN;
 	virtq_elem_read(e, 0, hdr, VNET_HDR_LEN);
-	if (hdr[1] != VNET_HDR_GSO_NONE)
-		return -EINVAL; /* no GSO feature was offered */
+	if (hdr[1] != VNET_HDR_GSO_NONE && !(hdr[1] == VNET_HDR_GSO_TCPV4 && n->host_tso4))
+		return -EINVAL; /* a GSO type that was not negotiated (ECN included) */
 	if (virtq_elem_read(e, VNET_HDR_LEN, n->txbuf, len) != len)
 		return -EINVAL;
+	if (hdr[1] == VNET_HDR_GSO_TCPV4)
+		/* the backends take MTU-sized frames: segment here, checksums
+		 * computed afresh (the partial one is of no use) */
+		return net_tso4_segment(n->txbuf, len, get_le16(hdr + 4), n->segbuf, VNET_SEG_MAX,
+					vnet_emit, n);
 	if ((hdr[0] & VNET_HDR_F_NEEDS_CSUM) && n->csum &&
 	    net_csum_complete(n->txbuf, len, get_le16(hdr + 6), get_le16(hdr + 8)))
 		return -EINVAL;
@@ -240,6 +263,7 @@ static void vnet_tx(struct virtio_net *n)
 	if (!n->running || n->tx_blocked)
 		return;
 	vq = txq(n);
+	n->caller_flushes = true;
 	for (;;) {
 		struct virtq_elem *e;
 
@@ -257,8 +281,10 @@ static void vnet_tx(struct virtio_net *n)
 			else
 				n->tx_frames++;
 			virtq_push(vq, e, 0);
-			if (!n->running)
+			if (!n->running) {
+				n->caller_flushes = false;
 				return; /* a frame the backend answered at once broke rx */
+			}
 			if (++sent == VNET_TX_BUDGET) {
 				/* let the others run; the I/O thread goes on */
 				if (!n->tx_armed) {
@@ -274,12 +300,14 @@ static void vnet_tx(struct virtio_net *n)
 							     ? "transmit queue: malformed descriptor chain"
 							     : "transmit queue: out of memory");
 			n->running = false;
+			n->caller_flushes = false;
 			return;
 		}
 		if (!virtq_set_notification(vq, true))
 			break;
 	}
 out:
+	n->caller_flushes = false;
 	virtq_notify(vq);
 	vnet_rx_flush(n);
 }
@@ -305,7 +333,7 @@ static uint64_t vnet_features(void *opaque)
 	(void)opaque;
 	return 1ull << VIRTIO_NET_F_CSUM | 1ull << VIRTIO_NET_F_GUEST_CSUM |
 	       1ull << VIRTIO_NET_F_MAC | 1ull << VIRTIO_NET_F_MRG_RXBUF |
-	       1ull << VIRTIO_NET_F_STATUS;
+	       1ull << VIRTIO_NET_F_STATUS | 1ull << VIRTIO_NET_F_HOST_TSO4;
 }
 
 static void vnet_config_read(void *opaque, uint32_t offset, void *buf, uint32_t len)
@@ -338,6 +366,7 @@ static int vnet_activate(void *opaque)
 	n->mrg_rxbuf = virtio_dev_has_feature(n->vd, VIRTIO_NET_F_MRG_RXBUF);
 	n->csum = virtio_dev_has_feature(n->vd, VIRTIO_NET_F_CSUM);
 	n->guest_csum = virtio_dev_has_feature(n->vd, VIRTIO_NET_F_GUEST_CSUM);
+	n->host_tso4 = virtio_dev_has_feature(n->vd, VIRTIO_NET_F_HOST_TSO4);
 	n->tx_blocked = false;
 	n->running = true;
 	/* frames the backend kept while no driver ran are dropped now, and it
@@ -371,7 +400,9 @@ static void vnet_queue_notify(void *opaque, unsigned q)
 	if (q == VNET_RXQ) {
 		/* buffers arrived: no more doorbells until we starve again */
 		virtq_set_notification(rxq(n), false);
+		n->caller_flushes = true;
 		net_backend_rx_resume(n->be);
+		n->caller_flushes = false;
 		vnet_rx_flush(n);
 	} else if (q == VNET_TXQ) {
 		vnet_tx(n);
@@ -389,6 +420,7 @@ static void vnet_free(void *opaque)
 	if (n->tx_timer)
 		ev_timer_free(n->tx_timer);
 	free(n->txbuf);
+	free(n->segbuf);
 	free(n);
 }
 
@@ -416,10 +448,11 @@ struct virtio_dev *virtio_net_new(const struct virtio_env *env, struct net_backe
 		goto nomem;
 	n->be = be;
 	memcpy(n->mac, mac, 6);
-	n->txbuf = malloc(NET_FRAME_MAX);
+	n->txbuf = malloc(VNET_TX_MAX);
+	n->segbuf = malloc(VNET_SEG_MAX);
 	n->flush_timer = ev_timer_new(env->loop, vnet_flush_timer, n);
 	n->tx_timer = ev_timer_new(env->loop, vnet_tx_timer, n);
-	if (!n->txbuf || !n->flush_timer || !n->tx_timer)
+	if (!n->txbuf || !n->segbuf || !n->flush_timer || !n->tx_timer)
 		goto nomem;
 	n->vd = virtio_dev_new(env, &virtio_net_ops, n);
 	if (!n->vd)

@@ -295,7 +295,8 @@ struct virtio_dev *virtio_blk_new(const struct virtio_env *env, const struct vir
 
 /*
  * virtio-net (5.1) on a host network backend (net/net.h): queues rx 0 and
- * tx 1; features MAC, STATUS, MRG_RXBUF, CSUM, GUEST_CSUM.  Attaches to be
+ * tx 1; features MAC, STATUS, MRG_RXBUF, CSUM, GUEST_CSUM, HOST_TSO4 (done
+ * in software: the backend gets MTU-sized frames).  Attaches to be
  * (which stays the caller's, must outlive the device, and is detached when
  * the device is freed: a backend can serve the NICs of successive boots,
  * keeping its TAP interface and its forwarded ports); mac is the address

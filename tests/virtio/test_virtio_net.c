@@ -25,13 +25,14 @@
 #define NET_F_CSUM 0
 #define NET_F_GUEST_CSUM 1
 #define NET_F_MAC 5
+#define NET_F_HOST_TSO4 11
 #define NET_F_MRG_RXBUF 15
 #define NET_F_STATUS 16
 #define HDR 12
 #define FULL_F                                                                             \
 	(F(VIRTIO_F_VERSION_1) | F(VIRTIO_F_EVENT_IDX) | F(VIRTIO_F_INDIRECT_DESC) |        \
 	 F(NET_F_CSUM) | F(NET_F_GUEST_CSUM) | F(NET_F_MAC) | F(NET_F_MRG_RXBUF) |          \
-	 F(NET_F_STATUS))
+	 F(NET_F_STATUS) | F(NET_F_HOST_TSO4))
 #define RXQ 0
 #define TXQ 1
 #define RX_VEC 0
@@ -46,6 +47,8 @@ struct fake {
 	size_t last_len;
 	uint8_t last[NET_FRAME_MAX];
 	int send_ret; /* what send() answers (after recording) when not 0 */
+	uint8_t seg[8][2048]; /* the first 8 frames (up to 2048 bytes each) */
+	size_t seg_len[8];
 	unsigned resumes;
 	bool *freed;
 };
@@ -56,6 +59,10 @@ static int fake_send(struct net_backend *be, const void *frame, size_t len)
 
 	if (fb->send_ret)
 		return fb->send_ret;
+	if (fb->sent < 8 && len <= 2048) {
+		memcpy(fb->seg[fb->sent], frame, len);
+		fb->seg_len[fb->sent] = len;
+	}
 	fb->sent++;
 	fb->last_len = len;
 	memcpy(fb->last, frame, len);
@@ -356,6 +363,109 @@ static void test_tx_csum_gso(void)
 	fix_fini(&f);
 }
 
+/* HOST_TSO4: a 4000-byte TCP payload with gso_size 1448 leaves as three
+ * segments with their own lengths, ids, sequence numbers, flags and
+ * checksums; without the feature the same frame is dropped */
+static void tso_frame(struct fix *f, uint64_t *gpa, uint32_t *len_out, uint8_t gso)
+{
+	static uint8_t payload[4000];
+	uint8_t fr[14 + 20 + 20 + 4000];
+	size_t flen;
+	uint8_t *h;
+
+	for (size_t i = 0; i < sizeof(payload); i++)
+		payload[i] = (uint8_t)(i * 7 + 1);
+	flen = pk_tcp(fr, test_mac, test_mac, 0x0a00020f, 40000, 0x0a000202, 80, 5000, 77,
+		      TCPF_ACK | TCPF_PSH | TCPF_FIN, payload, sizeof(payload));
+	*gpa = vbench_alloc(&f->b, HDR + flen, 16);
+	h = ram(f, *gpa, HDR);
+	memset(h, 0, HDR);
+	h[0] = 1;			/* NEEDS_CSUM */
+	h[1] = gso;			/* GSO_TCPV4 */
+	h[2] = 54;			/* hdr_len */
+	h[4] = 1448 & 0xff;		/* gso_size */
+	h[5] = 1448 >> 8;
+	h[6] = 34;			/* csum_start */
+	h[8] = 16;			/* csum_offset */
+	memcpy(ram(f, *gpa + HDR, flen), fr, flen);
+	*len_out = (uint32_t)(HDR + flen);
+}
+
+static void test_tx_tso(void)
+{
+	struct fix f;
+	uint64_t a;
+	uint32_t blen, len;
+	int head;
+
+	CHECK(fix_init(&f, FULL_F, 64) == 0);
+	tso_frame(&f, &a, &blen, 1);
+	{
+		struct vdrv_buf b = { a, blen, false };
+
+		head = vdrv_add(f.d, TXQ, &b, 1, false);
+	}
+	vdrv_kick(f.d, TXQ);
+	CHECK(vdrv_get_used(f.d, TXQ, &len) == head);
+	CHECK_EQ_U64(f.fb->sent, 3);
+	for (unsigned i = 0; i < 3 && i < f.fb->sent; i++) {
+		struct pk_info pi;
+		size_t want = i < 2 ? 1448 : 4000 - 2 * 1448;
+		const uint8_t *ip = f.fb->seg[i] + 14;
+
+		CHECK(pk_parse(f.fb->seg[i], f.fb->seg_len[i], &pi));
+		CHECK_EQ_U64(f.fb->seg_len[i], 54 + want);
+		CHECK_EQ_U64(pi.payload_len, want);
+		CHECK(pi.l4_csum_ok);
+		CHECK(pk_fold(pk_sum(ip, 20, 0)) == 0); /* IP header checksum */
+		CHECK_EQ_U64(pk_get16(ip + 2), 40 + want);
+		CHECK_EQ_U64(pk_get16(ip + 4), 0x1234 + i);
+		CHECK_EQ_U64(pi.seq, 5000 + 1448 * i);
+		CHECK_EQ_U64(pi.ack, 77);
+		CHECK_EQ_U64(pi.tcp_flags, i < 2 ? TCPF_ACK : (TCPF_ACK | TCPF_PSH | TCPF_FIN));
+		CHECK(pi.payload[0] == (uint8_t)(1448 * i * 7 + 1));
+	}
+	fix_fini(&f);
+
+	/* the feature not negotiated: dropped, completed, nothing broken */
+	CHECK(fix_init(&f, FULL_F & ~F(NET_F_HOST_TSO4), 64) == 0);
+	tso_frame(&f, &a, &blen, 1);
+	{
+		struct vdrv_buf b = { a, blen, false };
+
+		head = vdrv_add(f.d, TXQ, &b, 1, false);
+	}
+	vdrv_kick(f.d, TXQ);
+	CHECK(vdrv_get_used(f.d, TXQ, &len) == head);
+	CHECK_EQ_U64(f.fb->sent, 0);
+	/* ECN bit without HOST_ECN: dropped too */
+	fix_fini(&f);
+	CHECK(fix_init(&f, FULL_F, 64) == 0);
+	tso_frame(&f, &a, &blen, 0x81);
+	{
+		struct vdrv_buf b = { a, blen, false };
+
+		head = vdrv_add(f.d, TXQ, &b, 1, false);
+	}
+	vdrv_kick(f.d, TXQ);
+	CHECK(vdrv_get_used(f.d, TXQ, &len) == head);
+	CHECK_EQ_U64(f.fb->sent, 0);
+	/* gso_size 0: dropped */
+	tso_frame(&f, &a, &blen, 1);
+	ram(&f, a, HDR)[4] = 0;
+	ram(&f, a, HDR)[5] = 0;
+	{
+		struct vdrv_buf b = { a, blen, false };
+
+		head = vdrv_add(f.d, TXQ, &b, 1, false);
+	}
+	vdrv_kick(f.d, TXQ);
+	CHECK(vdrv_get_used(f.d, TXQ, &len) == head);
+	CHECK_EQ_U64(f.fb->sent, 0);
+	CHECK(!(vdrv_status(f.d) & VIRTIO_STATUS_NEEDS_RESET));
+	fix_fini(&f);
+}
+
 /* a full backend: the chain waits (not completed) until tx_ready */
 static void test_tx_backpressure(void)
 {
@@ -618,11 +728,12 @@ static void test_malicious(void)
 		vdrv_kick(f.d, TXQ);
 	}
 	CHECK_EQ_U64(f.fb->sent, 0);
-	/* an over-long frame within RAM (12 + 65537 bytes): dropped, completed */
+	/* an over-long frame within RAM (longer than a 64 KiB TSO frame and
+	 * its headers): dropped, completed */
 	CHECK(fix_start(&f, FULL_F, 16) == 0);
 	{
-		uint64_t a = vbench_alloc(&f.b, HDR + NET_FRAME_MAX + 1, 16);
-		struct vdrv_buf b = { a, HDR + NET_FRAME_MAX + 1, false };
+		uint64_t a = vbench_alloc(&f.b, HDR + NET_FRAME_MAX + 257, 16);
+		struct vdrv_buf b = { a, HDR + NET_FRAME_MAX + 257, false };
 		int h = vdrv_add(f.d, TXQ, &b, 1, false);
 
 		vdrv_kick(f.d, TXQ);
@@ -703,6 +814,7 @@ int main(void)
 	test_tx();
 	test_tx_csum_gso();
 	test_tx_backpressure();
+	test_tx_tso();
 	test_rx();
 	test_rx_mergeable();
 	test_rx_no_mrg();

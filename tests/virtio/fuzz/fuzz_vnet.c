@@ -1,7 +1,7 @@
 /*
  * libFuzzer target: virtio-net with arbitrary guest memory.  The input's
  * first bytes choose the negotiated features (MRG_RXBUF, CSUM,
- * GUEST_CSUM, EVENT_IDX, INDIRECT_DESC), the queue size, how many kicks
+ * GUEST_CSUM, EVENT_IDX, INDIRECT_DESC, HOST_TSO4), the queue size, how many kicks
  * and frames; the rest is written over both queues' descriptor tables
  * and available rings, then at BUF_GPA (so descriptors point at
  * attacker-chosen buffers and headers hold arbitrary flags, checksum
@@ -106,6 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		feat |= 1ull << VIRTIO_F_EVENT_IDX;
 	if (feat_bits & 16)
 		feat |= 1ull << VIRTIO_F_INDIRECT_DESC;
+	if (feat_bits & 64)
+		feat |= 1ull << 11; /* HOST_TSO4 */
 	if (vdrv_negotiate(d, feat))
 		goto out;
 	vdrv_msix_enable(d, feat_bits & 32);
