@@ -10,6 +10,8 @@
  *     MAQUINA-BENCH rand-write-4k <IOPS> IOPS    (O_DIRECT, ~BENCH_SECONDS)
  *   iobench tcp ADDR PORT SIZE_MIB
  *     MAQUINA-BENCH tcp-send <MB/s> MB/s         (until the peer closes)
+ *   iobench tcp-recv ADDR PORT
+ *     MAQUINA-BENCH tcp-recv <MB/s> MB/s         (what the peer sends, to EOF)
  *
  * MB here is 10^6 bytes.  The disk is overwritten.
  */
@@ -174,12 +176,47 @@ static int bench_tcp(const char *addr, int port, long size_mib)
 	return 0;
 }
 
+static int bench_tcp_recv(const char *addr, int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
+		fprintf(stderr, "iobench: bad address %s\n", addr);
+		return 1;
+	}
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "iobench: connect %s:%d: %s\n", addr, port, strerror(errno));
+		return 1;
+	}
+	static unsigned char buf[1 << 16];
+	uint64_t total = 0;
+	double t0 = now_s();
+	for (;;) {
+		ssize_t n = read(s, buf, sizeof(buf));
+		if (n < 0) {
+			fprintf(stderr, "iobench: recv: %s\n", strerror(errno));
+			return 1;
+		}
+		if (n == 0)
+			break;
+		total += (uint64_t)n;
+	}
+	double t = now_s() - t0;
+	printf("MAQUINA-BENCH tcp-recv %.1f MB/s %llu bytes\n", (double)total / t / 1e6,
+	       (unsigned long long)total);
+	fflush(stdout);
+	close(s);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "disk") == 0)
 		return bench_disk(argv[2], atol(argv[3]));
 	if (argc == 5 && strcmp(argv[1], "tcp") == 0)
 		return bench_tcp(argv[2], atoi(argv[3]), atol(argv[4]));
-	fprintf(stderr, "usage: iobench disk DEVICE SIZE_MIB | iobench tcp ADDR PORT SIZE_MIB\n");
+	if (argc == 4 && strcmp(argv[1], "tcp-recv") == 0)
+		return bench_tcp_recv(argv[2], atoi(argv[3]));
+	fprintf(stderr, "usage: iobench disk DEVICE SIZE_MIB | iobench tcp ADDR PORT SIZE_MIB | iobench tcp-recv ADDR PORT\n");
 	return 2;
 }
