@@ -173,15 +173,16 @@ class Runner:
             skip("'maquina run --help' does not list %s (the virtio options are not in this build)" %
                  ", ".join(missing))
 
-    def boot(self, name, tests, disks=(), net=None, rng=False, console_virtio=False, extra=""):
-        """disks: dicts with path, format, readonly, cache; net: dict with hostfwd, mac."""
+    def boot(self, name, tests, disks=(), net=None, rng=False, console_virtio=False, extra="", cpus=1):
+        """disks: dicts with path, format, readonly, cache; net: dict with hostfwd, mac;
+        cpus: virtual CPUs (the devices' interrupts then reach more than one)."""
         console = "hvc0" if console_virtio else "ttyS0"
         append = "console=%s quiet maquina.test=%s %s" % (console, ",".join(tests), extra)
         g = self.guest_dir
         if self.vmm == "maquina":
             argv = [self.maquina, "run", "--kernel", os.path.join(g, "vmlinuz"),
                     "--initrd", os.path.join(g, "initramfs-virtio.gz"), "--append", append.strip(),
-                    "--memory", "512M", "--no-reboot"]
+                    "--memory", "512M", "--no-reboot", "--cpus", str(cpus)]
             for d in disks:
                 spec = "path=" + d["path"]
                 for k in ("format", "readonly", "cache"):
@@ -200,7 +201,7 @@ class Runner:
             if console_virtio:
                 argv += ["--console", "virtio"]
         else:
-            argv = ["qemu-system-x86_64", "-accel", "tcg", "-M", "pc", "-m", "512",
+            argv = ["qemu-system-x86_64", "-accel", "tcg", "-M", "pc", "-m", "512", "-smp", str(cpus),
                     "-kernel", os.path.join(g, "vmlinuz"),
                     "-initrd", os.path.join(g, "initramfs-virtio.gz"), "-append", append.strip(),
                     "-display", "none", "-no-reboot", "-monitor", "none"]
@@ -333,7 +334,8 @@ def test_disk(run, work):
         os.unlink(raw)
         log("%s + debugfs: every file has the contents the guest wrote" % tool)
 
-    g2 = run.boot("boot 2 (disk-read)", ["disk-read"], disks=disks[:1])
+    # boot 2 with two vCPUs: completions and their interrupts reach either
+    g2 = run.boot("boot 2 (disk-read)", ["disk-read"], disks=disks[:1], cpus=2)
     g2.expect(r"^MAQUINA-DISK-READ-OK")
     g2.expect(r"^MAQUINA-DONE")
     g2.finish()
@@ -377,7 +379,7 @@ def test_net(run, work):
     token = os.urandom(6).hex()
     try:
         g = run.boot("net", ["net"], net={"hostfwd": "tcp:127.0.0.1:%d-:8080" % fwd_port, "mac": mac},
-                     extra="maquina.port=%d maquina.gport=8080" % http_port)
+                     extra="maquina.port=%d maquina.gport=8080" % http_port, cpus=2)
         m = g.expect(r"^MAQUINA-NET-MAC (\S+)")
         if m.group(1).decode() != mac:
             raise Failed("net: the guest's eth0 has MAC %s, --net said %s" % (m.group(1).decode(), mac))
